@@ -1,0 +1,102 @@
+"""Full-profile loaders for ImageFolder-style trees (``root/<class>/<image>``): NINCO, ImageNet val.
+
+NINCO (paper 8.1, Zenodo record 8013288, ``NINCO_all.tar.gz``; notes §3.2) unpacks to
+
+    NINCO/NINCO_OOD_classes/<64 class folders>/
+    NINCO/NINCO_OOD_unit_tests/<17 unit-test folders>/
+    NINCO/NINCO_popular_datasets_subsamples/<11 dataset folders>/
+
+Images are turned into ``ImageSet`` s at a fixed resolution with the usual evaluation transform
+(resize the shorter side to ``resolution / crop_pct``, centre crop), stored as uint8; the model's
+own normalisation is applied later by the feature extractor's transform.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .world import ImageSet
+
+__all__ = ["load_imagefolder", "load_ninco", "IMG_EXTENSIONS", "NINCO_PARTS"]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+NINCO_PARTS = {"ninco": "NINCO_OOD_classes", "unit_tests": "NINCO_OOD_unit_tests",
+               "popular": "NINCO_popular_datasets_subsamples"}
+_FETCH_HINT = ("download NINCO_all.tar.gz (Zenodo record 8013288, see data_manifests/) and extract it so that "
+               "{root}/NINCO_OOD_classes exists, or set $REPRO_DATA")
+
+
+def _load_image(path: Path, resolution: int, crop_pct: float) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        short = int(round(resolution / crop_pct))
+        scale = short / min(w, h)
+        im = im.resize((max(short, int(round(w * scale))), max(short, int(round(h * scale)))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - resolution) // 2, (h - resolution) // 2
+        im = im.crop((left, top, left + resolution, top + resolution))
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class_names: Optional[list] = None,
+                     max_per_class: Optional[int] = None, name: Optional[str] = None, seed: int = 0) -> ImageSet:
+    """An ImageFolder tree as an ImageSet; classes are the sorted sub-folder names (or ``class_names``).
+
+    ``max_per_class`` keeps a seeded random subset per class (for quick runs).
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist; expected {root}/<class>/<image files>")
+    if not 0 < crop_pct <= 1:
+        raise ValueError(f"crop_pct must lie in (0, 1], got {crop_pct}")
+    classes = class_names or sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folders; expected {root}/<class>/<image files>")
+    rng = np.random.default_rng(seed)
+    files, labels = [], []
+    for c, cname in enumerate(classes):
+        d = root / cname
+        if not d.is_dir():
+            raise FileNotFoundError(f"class folder {d} is missing")
+        fs = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
+        if max_per_class is not None and len(fs) > max_per_class:
+            fs = [fs[i] for i in sorted(rng.choice(len(fs), max_per_class, replace=False))]
+        files += fs
+        labels += [c] * len(fs)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) found under {root}")
+    x = np.stack([_load_image(f, resolution, crop_pct) for f in files])
+    return ImageSet(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(labels, dtype=torch.int64),
+                    list(classes), name or root.name, meta={"root": str(root), "files": [str(f) for f in files]})
+
+
+def load_ninco(root=None, resolution: int = 224, crop_pct: float = 0.875, parts=("ninco", "unit_tests", "popular"),
+               max_per_class: Optional[int] = None) -> dict:
+    """NINCO's three parts as ImageSets: ``ninco`` (64 OOD classes, y = class index), ``unit_tests``
+    (``{test: uint8 tensor}``) and ``popular`` (``{dataset: ImageSet}``, cleaned subsamples)."""
+    from ..config import data_root
+
+    root = Path(root).expanduser() if root is not None else data_root() / "ninco" / "NINCO"
+    out = {}
+    for part in parts:
+        if part not in NINCO_PARTS:
+            raise ValueError(f"unknown NINCO part {part!r}; choose from {list(NINCO_PARTS)}")
+        d = root / NINCO_PARTS[part]
+        if not d.is_dir():
+            raise FileNotFoundError(f"NINCO part {part!r} not found at {d}: " + _FETCH_HINT.format(root=root))
+        if part == "ninco":
+            out[part] = load_imagefolder(d, resolution, crop_pct, max_per_class=max_per_class, name="ninco")
+        else:
+            sets = {}
+            for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+                s = load_imagefolder(sub.parent, resolution, crop_pct, class_names=[sub.name],
+                                     max_per_class=max_per_class, name=sub.name)
+                sets[sub.name] = s.x if part == "unit_tests" else s
+            out[part] = sets
+    return out

@@ -1,0 +1,43 @@
+"""GEN: generalized entropy score on the softmax (Liu et al., 2023).
+
+Cited in the dissertation (L2409, L2605, M-Tab.2/4/6 column "GEN") without a formula. We follow
+Liu et al. (2023) and the authors' code: with p the softmax of the logits and the ``M`` largest
+probabilities p_(1..M),
+
+    s = - sum_{j=1}^{M} p_(j)^gamma (1 - p_(j))^gamma,   gamma = 0.1, M = 100.
+
+With fewer than ``M`` classes all classes are used (so ``M`` has no effect on such problems).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+
+from .base import Detector, register
+
+
+@register("gen")
+class GEN(Detector):
+    """Generalized entropy (gamma = 0.1, M = 100) -- Liu et al. 2023, M-Tab.4 column "GEN"."""
+
+    uses_features = False
+    uses_logits = True
+
+    def __init__(self, gamma: float = 0.1, M: int = 100):
+        self.gamma = gamma
+        self.M = M
+
+    def needs_training_features(self) -> bool:
+        return False
+
+    def _fit(self, features, logits, labels, head):
+        if not self.gamma > 0:
+            raise ValueError(f"gen: gamma must be > 0, got {self.gamma}")
+        if int(self.M) < 1:
+            raise ValueError(f"gen: M must be >= 1, got {self.M}")
+
+    def _score(self, features, logits):
+        p = softmax(logits, axis=1)
+        m = min(int(self.M), p.shape[1])
+        top = np.sort(p, axis=1)[:, -m:]
+        return -np.sum(top ** self.gamma * (1 - top) ** self.gamma, axis=1)

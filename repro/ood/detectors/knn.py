@@ -1,0 +1,32 @@
+"""KNN detector (paper 8.1 L1555-1559): z = h / ||h||, s(x) = -||z - z_(K)||, the distance to the
+K-th nearest normalised train feature; K = 1000 in the paper. Exact search with a faiss
+inner-product index (on unit vectors ||z - z_i||^2 = 2 - 2 z.z_i)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Detector, register
+from .mahalanobis import l2_normalize
+
+
+@register("knn")
+class KNN(Detector):
+    def __init__(self, k: int = 1000):
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = int(k)
+
+    def _fit(self, features, logits, labels, head):
+        import faiss
+
+        bank = np.ascontiguousarray(l2_normalize(features).astype(np.float32))
+        self.index_ = faiss.IndexFlatIP(bank.shape[1])
+        self.index_.add(bank)
+        # a train set smaller than K: use all of it (stated in k_, never silently different)
+        self.k_ = min(self.k, len(bank))
+
+    def _score(self, features, logits):
+        q = np.ascontiguousarray(l2_normalize(features).astype(np.float32))
+        sims, _ = self.index_.search(q, self.k_)
+        kth = sims[:, -1].astype(np.float64)
+        return -np.sqrt(np.maximum(2.0 - 2.0 * kth, 0.0))

@@ -1,0 +1,162 @@
+"""Mahalanobis-family detectors: Maha, Maha++, relative Maha, relative Maha++.
+
+* Maha (L1561-1571, L2287-2299): class means mu_c and one *shared* covariance
+  Sigma = 1/N sum_c sum_{y_i=c} (h_i - mu_c)(h_i - mu_c)^T; s(x) = -min_c (h - mu_c)^T Sigma^+ (h - mu_c).
+* Maha++ (Eq. 4.1 / M-Eq. 6, L514-516, L2378-2380): the same on l2-normalised features
+  h / ||h||_2 (train and test); class means are *not* re-normalised.
+* rMaha (L1573-1579, L336): s(x) = -min_c [d_c(h) - d_g(h)] with a global Gaussian (mu_g, Sigma_g).
+* rMaha++ (L2421): rMaha with both Gaussians fitted on normalised features.
+
+Implementation (notes §7.2, DESIGN.md "scoring cost"): float64; the precision is the
+Moore-Penrose pseudo-inverse (``scipy.linalg.pinvh``, as sklearn's EmpiricalCovariance); the fit
+streams over chunks accumulating per-class sums and one D x D second-moment matrix, so peak
+memory beyond the input is O(D^2 + C D); scoring uses one matrix product per block of classes,
+d_c(x) = x^T P x - 2 x^T P mu_c + mu_c^T P mu_c, never the N x D x C difference tensor.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+from scipy.linalg import pinvh
+
+from .base import Detector, as_2d, register
+
+
+def l2_normalize(f: np.ndarray) -> np.ndarray:
+    """h / ||h||_2 row-wise (Maha++ Eq. 4.1); zero rows stay zero."""
+    n = np.linalg.norm(f, axis=1, keepdims=True)
+    return f / np.where(n > 0, n, 1.0)
+
+
+class GaussianStats:
+    """Streaming class-conditional Gaussian statistics with a shared (and a global) covariance.
+
+    ``update(features, labels)`` may be called on any number of chunks; ``finalize()`` returns
+    (means [C, D], shared covariance, global mean, global covariance), all ML (1/N) estimates.
+    Sums are taken around a fixed shift (the first chunk's mean) to avoid cancellation.
+    """
+
+    def __init__(self, num_classes: Optional[int] = None):
+        self.num_classes = num_classes
+        self.n = 0
+        self.shift = None
+
+    def update(self, f: np.ndarray, y: np.ndarray) -> "GaussianStats":
+        f = np.asarray(f, dtype=np.float64)
+        y = np.asarray(y).astype(np.int64)
+        if self.shift is None:
+            self.shift = f.mean(0)
+            D = f.shape[1]
+            C = int(self.num_classes or (y.max() + 1))
+            self.sums = np.zeros((C, D))
+            self.counts = np.zeros(C, dtype=np.int64)
+            self.second = np.zeros((D, D))
+        C = self.sums.shape[0]
+        if y.min() < 0 or y.max() >= C:
+            raise ValueError(f"labels must lie in [0, {C}); pass num_classes when streaming chunks")
+        g = f - self.shift
+        np.add.at(self.sums, y, g)
+        self.counts += np.bincount(y, minlength=C)
+        self.second += g.T @ g
+        self.n += len(f)
+        return self
+
+    def finalize(self):
+        if self.n == 0:
+            raise ValueError("no training features were given")
+        keep = self.counts > 0
+        means_s = self.sums[keep] / self.counts[keep, None]
+        gmean_s = self.sums.sum(0) / self.n
+        # within-class scatter = sum x x^T - sum_c N_c mu_c mu_c^T   (shifted coordinates)
+        shared = (self.second - (means_s * self.counts[keep, None]).T @ means_s) / self.n
+        glob = self.second / self.n - np.outer(gmean_s, gmean_s)
+        return means_s + self.shift, (shared + shared.T) / 2, gmean_s + self.shift, (glob + glob.T) / 2
+
+
+def _min_maha(f: np.ndarray, means: np.ndarray, prec: np.ndarray, block: int = 1024) -> np.ndarray:
+    """min_c (f - mu_c)^T P (f - mu_c), one matrix product per block of classes."""
+    fP = f @ prec
+    fPf = np.einsum("nd,nd->n", fP, f)
+    out = np.full(len(f), np.inf)
+    for i in range(0, len(means), block):
+        mu = means[i:i + block]
+        muP = mu @ prec
+        d = fPf[:, None] - 2.0 * (fP @ mu.T) + np.einsum("cd,cd->c", muP, mu)[None, :]
+        np.minimum(out, d.min(axis=1), out=out)
+    return np.maximum(out, 0.0)
+
+
+def _quad(f: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    g = f - mean
+    return np.einsum("nd,nd->n", g @ prec, g)
+
+
+class _MahaBase(Detector):
+    needs_labels = True
+    normalize = False
+    relative = False
+    #: rows per streamed chunk in ``fit`` (a memory knob, not a hyperparameter: scores do not change)
+    chunk_size = 8192
+
+    def _prep(self, f):
+        return l2_normalize(f) if self.normalize else f
+
+    def _fit(self, features, logits, labels, head):
+        st = GaussianStats(int(labels.max()) + 1)
+        for i in range(0, len(features), self.chunk_size):
+            st.update(self._prep(features[i:i + self.chunk_size]), labels[i:i + self.chunk_size])
+        self._set_stats(st)
+
+    def fit_stream(self, chunks: Iterable, num_classes: int):
+        """Fit from an iterable of (features [n, D], labels [n]) chunks (never all in memory)."""
+        st = GaussianStats(num_classes)
+        for f, y in chunks:
+            st.update(self._prep(as_2d(f, "train_features")), y)
+        self._set_stats(st)
+        self.feature_dim_ = st.sums.shape[1]
+        self.fitted_ = True
+        return self
+
+    def _set_stats(self, st):
+        means, shared, gmean, glob = st.finalize()
+        self.means_ = means
+        self.precision_ = pinvh(shared)
+        if self.relative:
+            self.global_mean_ = gmean
+            self.global_precision_ = pinvh(glob)
+
+    def _score(self, features, logits):
+        f = self._prep(features)
+        d = _min_maha(f, self.means_, self.precision_)
+        if self.relative:
+            # min_c [d_c - d_g] = min_c d_c - d_g (d_g does not depend on c)
+            d = d - _quad(f, self.global_mean_, self.global_precision_)
+        return -d
+
+
+@register("maha")
+class Mahalanobis(_MahaBase):
+    """Mahalanobis with shared covariance (L1561-1571)."""
+
+
+@register("maha_pp")
+class MahalanobisPP(_MahaBase):
+    """Mahalanobis++: Maha on l2-normalised features (Eq. 4.1, L514-516)."""
+
+    normalize = True
+
+
+@register("rmaha")
+class RelativeMahalanobis(_MahaBase):
+    """Relative Mahalanobis (L1573-1579)."""
+
+    relative = True
+
+
+@register("rmaha_pp")
+class RelativeMahalanobisPP(_MahaBase):
+    """Relative Mahalanobis++: both Gaussians on l2-normalised features (L2421, notes §7.3)."""
+
+    normalize = True
+    relative = True

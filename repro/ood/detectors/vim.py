@@ -1,0 +1,57 @@
+"""ViM, virtual-logit matching (paper 8.1 L1587-1595; notes §7.2).
+
+u = -(W^T)^+ b; principal subspace P = top-D eigenvectors of the (uncentred) covariance of the
+offset train features h - u; residual r(x) = ||(h - u) projected on P-perp||; alpha = sum_i max_c o_ic /
+sum_i r(x_i) on the train set; s(x) = -alpha r(x) + logsumexp(o), rank-equivalent to the paper's
+-softmax probability of the virtual logit (notes §7.3).
+D: 1000 if d >= 2048, 512 if 768 <= d < 2048, round(d / 2) otherwise (L1595).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .base import Detector, register
+
+
+def vim_dim(d: int) -> int:
+    """The dissertation's principal-subspace dimension rule (L1595)."""
+    if d >= 2048:
+        return 1000
+    if d >= 768:
+        return 512
+    return int(round(d / 2))
+
+
+@register("vim")
+class ViM(Detector):
+    uses_logits = True
+    needs_head = True
+
+    def __init__(self, dim: Optional[int] = None):
+        if dim is not None and dim < 1:
+            raise ValueError(f"dim must be >= 1 (or None for the paper's rule), got {dim}")
+        self.dim = dim
+
+    def _fit(self, features, logits, labels, head):
+        d = features.shape[1]
+        D = vim_dim(d) if self.dim is None else int(self.dim)
+        if D >= d:
+            raise ValueError(f"vim: principal dimension {D} must be smaller than the feature dimension {d}")
+        self.u_ = -np.linalg.pinv(head.W) @ head.b
+        g = features - self.u_
+        cov = g.T @ g / len(g)
+        eigval, eigvec = np.linalg.eigh(cov)  # ascending
+        order = np.argsort(eigval)[::-1]
+        self.null_space_ = np.ascontiguousarray(eigvec[:, order[D:]])
+        self.dim_ = D
+        if logits is None:
+            logits = features @ head.W.T + head.b
+        r = np.linalg.norm(g @ self.null_space_, axis=1)
+        self.alpha_ = float(logits.max(axis=1).sum() / max(r.sum(), 1e-12))
+
+    def _score(self, features, logits):
+        r = np.linalg.norm((features - self.u_) @ self.null_space_, axis=1)
+        return -self.alpha_ * r + logsumexp(logits, axis=1)

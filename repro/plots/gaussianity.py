@@ -1,0 +1,169 @@
+"""Figures of chapter 4 (Mahalanobis++): norm histograms, QQ plots, Maha vs Maha++ scatter,
+norm-confound scatter, variance ratios, norm scaling. Each function takes tidy data computed by
+:mod:`repro.ood.gaussianity` / the evaluation and returns a Figure."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import PALETTE
+
+BLUE, ORANGE, GREEN = PALETTE[0], PALETTE[1], PALETTE[2]
+
+
+def _class_order(norms, labels, max_classes):
+    classes = np.unique(labels)
+    means = np.array([norms[labels == c].mean() for c in classes])
+    order = classes[np.argsort(means)]
+    if max_classes is not None and len(order) > max_classes:
+        order = order[np.round(np.linspace(0, len(order) - 1, max_classes)).astype(int)]
+    return order
+
+
+def norm_histograms(comparisons: dict, max_classes: int = 12, bins: int = 40):
+    """Per-class feature-norm distributions, Gaussian samples vs real features (Fig. 4.1 / M-Fig. 3).
+
+    ``comparisons``: panel title -> output of :func:`repro.ood.gaussianity.norm_comparison`
+    (e.g. ``{"unnormalised": ..., "normalised": ...}``). One row per entry, two columns
+    (sampled from N(mu_c, Sigma) | real); norms in units of the average real norm.
+    """
+    n = len(comparisons)
+    fig, axes = plt.subplots(n, 2, figsize=(9, 2.8 * n), squeeze=False)
+    for row, (title, comp) in enumerate(comparisons.items()):
+        real, yr = comp["real"]
+        samp, ys = comp["sampled"]
+        order = _class_order(real, yr, max_classes)
+        lo = min(np.quantile(real, 0.001), np.quantile(samp, 0.001))
+        hi = max(np.quantile(real, 0.999), np.quantile(samp, 0.999))
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.05, hi + 0.05
+        edges = np.linspace(lo, hi, bins + 1)
+        cmap = plt.get_cmap("viridis")
+        for col, (vals, labs, name) in enumerate([(samp, ys, "sampled from fitted Gaussian"), (real, yr, "real features")]):
+            ax = axes[row, col]
+            for k, c in enumerate(order):
+                ax.hist(vals[labs == c], bins=edges, histtype="step", density=True,
+                        color=cmap(k / max(len(order) - 1, 1)), lw=1.1)
+            ax.set_title(f"{title}: {name}", fontsize=9)
+            ax.set_xlabel("feature norm / mean real norm")
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def qq_plots(qq: dict, title: str = ""):
+    """QQ plots against N(0, 1) (Fig. 4.2 / M-Fig. 4, 9).
+
+    ``qq``: direction name -> {"unnormalised": (theoretical, sample), "normalised": (theoretical, sample)}.
+    Blue: unnormalised features, green: l2-normalised (the paper's colours)."""
+    dirs = list(qq)
+    fig, axes = plt.subplots(1, len(dirs), figsize=(3.2 * len(dirs), 3.2), squeeze=False)
+    for ax, d in zip(axes[0], dirs):
+        lim = 0
+        for key, color in (("unnormalised", BLUE), ("normalised", GREEN)):
+            if key in qq[d]:
+                th, sq = qq[d][key]
+                ax.plot(th, sq, ".", ms=2.5, color=color, label=key)
+                lim = max(lim, np.abs(th).max(), np.abs(sq).max())
+        ax.plot([-lim, lim], [-lim, lim], color="black", lw=0.8)
+        ax.set_title(d, fontsize=9)
+        ax.set_xlabel("N(0,1) quantiles")
+    axes[0, 0].set_ylabel("standardised sample quantiles")
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def maha_scatter(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: str = "model",
+                 xlabel: str = "FPR Mahalanobis (%)", ylabel: str = "FPR Mahalanobis++ (%)", title: str = ""):
+    """One point per model: FPR of Maha vs Maha++ (M-Fig. 12). Points below the diagonal: Maha++ better."""
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.scatter(df[x], df[y], color=BLUE, s=28, zorder=3)
+    for _, r in df.iterrows():
+        ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    lo = min(df[x].min(), df[y].min())
+    hi = max(df[x].max(), df[y].max())
+    pad = 0.05 * (hi - lo + 1e-9)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def norm_vs_score(panels: dict, max_points: int = 3000, seed: int = 0):
+    """Feature norm vs Mahalanobis distance for ID and OOD test samples (Fig. 4.3 / M-Fig. 5, 7).
+
+    ``panels``: title -> dict(norm_id, dist_id, norm_ood, dist_ood); the y-axis is the distance
+    min_c d(x, mu_c) = -s (large = more OOD), the x-axis the unnormalised norm."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (title, p) in zip(axes[0], panels.items()):
+        for key, color, name in (("id", BLUE, "ID test"), ("ood", ORANGE, "OOD")):
+            nx, dy = np.asarray(p[f"norm_{key}"]), np.asarray(p[f"dist_{key}"])
+            if len(nx) > max_points:
+                idx = rng.choice(len(nx), max_points, replace=False)
+                nx, dy = nx[idx], dy[idx]
+            ax.scatter(nx, dy, s=3, alpha=0.4, color=color, label=name, rasterized=True)
+        if "threshold" in p:
+            ax.axhline(p["threshold"], color="black", lw=0.8, ls="--", label="95% TPR threshold")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("feature norm ||phi(x)||")
+        ax.set_ylabel("min_c Mahalanobis distance")
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    fig.tight_layout()
+    return fig
+
+
+def variance_ratio_hists(ratios: dict, bins: int = 20):
+    """Class variance / shared variance along three directions (M-Fig. 11).
+
+    ``ratios``: direction -> {"unnormalised": array, "normalised": array}."""
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.2 * len(ratios), 2.9), squeeze=False)
+    for ax, (d, r) in zip(axes[0], ratios.items()):
+        allv = np.concatenate([np.log2(v) for v in r.values()])
+        edges = np.linspace(allv.min() - 0.1, allv.max() + 0.1, bins + 1)
+        for key, color in (("unnormalised", BLUE), ("normalised", GREEN)):
+            if key in r:
+                ax.hist(np.log2(r[key]), bins=edges, alpha=0.55, color=color, label=key)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(d, fontsize=9)
+        ax.set_xlabel("log2(class var / shared var)")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def norm_scaling_curve(curves: dict):
+    """FPR vs OOD feature scale alpha (M-Fig. 6). ``curves``: label -> DataFrame(alpha, fpr)."""
+    fig, ax = plt.subplots(figsize=(4.4, 3.3))
+    for (name, df), color in zip(curves.items(), PALETTE):
+        ax.plot(df.alpha, 100 * df.fpr, marker="o", ms=3, color=color, label=name)
+    ax.axvline(1, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("scale alpha of OOD features")
+    ax.set_ylabel("FPR@95%TPR (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def dataset_norms(norms: dict, title: str = ""):
+    """Feature-norm distributions of several datasets for one model (M-Fig. 10).
+    ``norms``: dataset name -> 1-D array."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    allv = np.concatenate(list(norms.values()))
+    edges = np.linspace(allv.min(), np.quantile(allv, 0.999), 50)
+    for (name, v), color in zip(norms.items(), PALETTE):
+        ax.hist(v, bins=edges, density=True, histtype="step", lw=1.3, color=color, label=name)
+    ax.set_xlabel("feature norm ||phi(x)||")
+    ax.set_yticks([])
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,147 @@
+"""Chapter 3 figures: galleries, per-class FPR heatmap, unit-test failure grid, contamination
+effect, method ranking. Each function takes tidy data and returns a Figure."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import PALETTE
+
+__all__ = ["gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking", "fpr_cdf"]
+
+
+def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scale: float = 1.1, suptitle: str = ""):
+    """A grid of uint8 images [N, 3, H, W] with optional titles."""
+    x = images.permute(0, 2, 3, 1).cpu().numpy() if hasattr(images, "permute") else np.asarray(images)
+    n = len(x)
+    if n == 0:
+        raise ValueError("gallery needs at least one image")
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(x[i], interpolation="nearest")
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def fpr_heatmap(per_class: pd.DataFrame, method: str, dataset: str = "ninco", value: str = "fpr"):
+    """Models (rows) x OOD classes (columns) heatmap of the per-class FPR (%) for one method;
+    classes sorted by their mean FPR over models (hard classes on the right), cf. N-Fig.7."""
+    import seaborn as sns
+
+    d = per_class[(per_class["method"] == method) & (per_class["dataset"] == dataset)]
+    if d.empty:
+        raise ValueError(f"no rows for method {method!r} on {dataset!r}")
+    wide = d.pivot_table(index="model", columns="ood_class", values=value, sort=False) * 100
+    wide = wide[wide.mean().sort_values().index]
+    fig, ax = plt.subplots(figsize=(max(6, 0.32 * wide.shape[1] + 2), 0.45 * wide.shape[0] + 1.8))
+    sns.heatmap(wide, ax=ax, cmap="rocket_r", vmin=0, vmax=100, cbar_kws={"label": "FPR@95 (%)"},
+                linewidths=0.3, linecolor="white")
+    ax.set_xlabel("OOD class (sorted by mean FPR)")
+    ax.set_ylabel("")
+    ax.set_title(f"Per-class FPR, {method}")
+    fig.tight_layout()
+    return fig
+
+
+def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, threshold: float = 0.10):
+    """One panel per method: models x unit tests, FPR (%) coloured, failed tests (FPR > threshold) marked."""
+    import seaborn as sns
+
+    methods = list(methods or unit["method"].unique())
+    ncols = min(4, len(methods))
+    nrows = int(np.ceil(len(methods) / ncols))
+    tests = list(dict.fromkeys(unit["test"]))
+    models = list(dict.fromkeys(unit["model"]))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 0.35 * len(models) * nrows + 2.2 * nrows),
+                             squeeze=False, sharey=True)
+    for ax in axes.flat[len(methods):]:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, methods):
+        d = unit[unit["method"] == m].pivot_table(index="model", columns="test", values="fpr", sort=False)
+        d = d.reindex(index=models, columns=tests) * 100
+        sns.heatmap(d, ax=ax, cmap="rocket_r", vmin=0, vmax=100, cbar=False, linewidths=0.3, linecolor="white")
+        fails = d > threshold * 100
+        for (i, j), f in np.ndenumerate(fails.to_numpy()):
+            if f:
+                ax.text(j + 0.5, i + 0.5, "x", ha="center", va="center", fontsize=7, color="white")
+        ax.set_title(f"{m}: {int(fails.to_numpy().sum())} fails", fontsize=9)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", labelsize=6, rotation=90)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def contamination_plot(study: pd.DataFrame, methods: Sequence[str], ref_ps: Optional[Sequence[float]] = None):
+    """FPR vs ID fraction p of the OOD set, original (solid) vs cleaned (dashed), mean +/- sd over
+    resamples, averaged over models; vertical ticks at the paper's measured fractions (N-Tab.1)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, m in enumerate(methods):
+        d = study[study["method"] == m].groupby("p")[["fpr_original", "fpr_cleaned"]]
+        mean, sd = d.mean() * 100, d.std().fillna(0) * 100
+        c = PALETTE[i % len(PALETTE)]
+        ax.errorbar(mean.index, mean["fpr_original"], yerr=sd["fpr_original"], color=c, marker="o", label=f"{m}, original")
+        ax.errorbar(mean.index, mean["fpr_cleaned"], yerr=sd["fpr_cleaned"], color=c, marker="s", ls="--",
+                    label=f"{m}, cleaned")
+    if ref_ps is not None:
+        for p in ref_ps:
+            ax.axvline(p, color="grey", lw=0.6, alpha=0.4, zorder=0)
+    ax.set_xlabel("fraction p of OOD-set images that contain an ID object")
+    ax.set_ylabel("FPR@95 (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def method_ranking(summary: pd.DataFrame, value: str = "mean_fpr", methods: Optional[Sequence[str]] = None):
+    """Models x methods heatmap of the mean FPR (%) with each model's best method boxed, plus each
+    method's mean rank across models."""
+    import seaborn as sns
+
+    wide = summary.pivot_table(index="model", columns="method", values=value, sort=False) * 100
+    if methods is not None:
+        wide = wide[list(methods)]
+    ranks = wide.rank(axis=1, method="min")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(0.7 * wide.shape[1] + 6, 0.45 * wide.shape[0] + 2),
+                                  gridspec_kw={"width_ratios": [3, 1.2]})
+    sns.heatmap(wide, ax=ax, annot=True, fmt=".0f", cmap="rocket_r", vmin=0, vmax=100, annot_kws={"fontsize": 7},
+                cbar_kws={"label": "mean FPR@95 (%)"})
+    for i, (_, row) in enumerate(ranks.iterrows()):
+        j = int(np.argmin(row.to_numpy()))
+        ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, ec=PALETTE[2], lw=2))
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    mr = ranks.mean().sort_values()
+    ax2.barh(mr.index[::-1], mr.to_numpy()[::-1], color=PALETTE[0])
+    ax2.set_xlabel("mean rank (1 = best)")
+    fig.tight_layout()
+    return fig
+
+
+def fpr_cdf(per_class: pd.DataFrame, model: str, dataset: str = "ninco", methods: Optional[Sequence[str]] = None):
+    """N-Fig.5: for each FPR x, the share of OOD classes with FPR <= x, one curve per method."""
+    d = per_class[(per_class["model"] == model) & (per_class["dataset"] == dataset)]
+    methods = list(methods or d["method"].unique())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, m in enumerate(methods):
+        v = np.sort(d[d["method"] == m]["fpr"].to_numpy() * 100)
+        ax.step(np.r_[0, v, 100], np.r_[0, np.arange(1, len(v) + 1) / len(v), 1] * 100, where="post",
+                color=PALETTE[i % len(PALETTE)], ls="-" if i < 7 else "--", label=f"{m} ({v.mean():.1f})")
+    ax.set_xlabel("FPR@95 (%)")
+    ax.set_ylabel("OOD classes with FPR <= x (%)")
+    ax.set_title(model)
+    ax.legend(fontsize=7, title="method (mean FPR)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,149 @@
+"""Public entry point: ``measure(model, batches, definition, rho)`` (paper Eq. 1 / Def. 2.3).
+
+m-sharpness (S:232-238, S:3934, 4117): sharpness is computed independently on each batch of m
+training points (no augmentation; the same points for all models) and averaged over batches.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .apgd import apgd_sharpness
+from .average import average_loss
+from .definitions import Definition, get
+from .functional import DEFAULT_LOGIT_NORM, LOGIT_NORMS, FlatModel, eval_mode
+
+
+@dataclass
+class SharpnessResult:
+    """``value`` = mean over batches of (perturbed loss − clean loss); ``per_batch`` the batch values."""
+    value: float
+    definition: str
+    rho: float
+    per_batch: list = field(default_factory=list)
+    clean_loss: float = float("nan")
+    n_evals: int = 0
+    settings: dict = field(default_factory=dict)
+
+
+def _prepare_batches(batches, m, device):
+    if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[0], torch.Tensor):
+        batches = [batches]
+    out = []
+    for b in batches:
+        if not (isinstance(b, (tuple, list)) and len(b) >= 2):
+            raise ValueError("batches must yield (x, y) pairs of tensors")
+        x, y = b[0], b[1]
+        if x.dtype == torch.uint8:
+            # the default world stores uint8 images; models expect the suite's normalization
+            from repro.models import preprocess
+            x = preprocess(x)
+        out.append((x, y.long()))
+    if not out:
+        raise ValueError("no batches given: pass a non-empty list/loader of (x, y) training batches")
+    if m is not None:
+        if int(m) < 1:
+            raise ValueError(f"m must be a positive batch size, got {m}")
+        X = torch.cat([b[0] for b in out])
+        Y = torch.cat([b[1] for b in out])
+        n = (len(X) // m) * m
+        if n == 0:
+            raise ValueError(f"m={m} exceeds the number of sharpness points ({len(X)})")
+        out = [(X[i:i + m], Y[i:i + m]) for i in range(0, n, m)]
+    return [(x.to(device), y.to(device)) for x, y in out]
+
+
+def measure_detailed(
+    model: nn.Module,
+    batches: Iterable,
+    definition: str | Definition,
+    rho: float,
+    *,
+    m: int | None = None,
+    steps: int = 20,
+    n_samples: int = 100,
+    logit_norm: str | None = None,
+    seed: int = 0,
+    device=None,
+    mode: str = "faithful",
+    init: str | None = None,
+    batched_noise: bool | None = None,
+    chunk: int | None = None,
+) -> SharpnessResult:
+    """Sharpness of ``model`` on ``batches`` for a registered ``definition`` and radius ``rho``.
+
+    - ``batches``: list/loader of (x, y) training batches (uint8 images are normalized with
+      ``repro.models.preprocess``); ``m`` re-splits them into batches of size m (m-sharpness).
+    - worst-case definitions: Auto-PGD with ``steps`` iterations (Algorithm 1; ``mode`` =
+      ``"faithful"`` or ``"code_compat"``, ``init`` = ``"random"``/``"zero"``).
+    - average-case definitions: ``n_samples`` noise draws per batch (``batched_noise``: vmap
+      ``chunk`` draws at once; default: on CUDA only).
+    - ``logit_norm``: convention for the ``*_ln`` definitions, ``"std"`` (default; Eq. 5 of the
+      dissertation) or ``"l2"`` (the released code; = Eq. 5 / √K).  Ignored for definitions
+      without logit normalization.
+    - the model is evaluated in eval mode (warned and switched if needed, restored afterwards);
+      it is never copied: weights are substituted with ``torch.func.functional_call``.
+    """
+    d = get(definition)
+    if not isinstance(rho, (int, float)) or not math.isfinite(rho) or rho <= 0:
+        raise ValueError(f"rho must be a positive finite number, got {rho!r}")
+    if logit_norm is not None and logit_norm not in LOGIT_NORMS:
+        raise ValueError(f"logit_norm must be None or one of {LOGIT_NORMS}, got {logit_norm!r}")
+    from repro.config import device as _device
+
+    dev = _device(device) if (device is None or isinstance(device, str)) else torch.device(device)
+    conv = (logit_norm or DEFAULT_LOGIT_NORM) if d.logit_norm else None
+    data = _prepare_batches(batches, m, dev)
+    with eval_mode(model):
+        flat = FlatModel(model, logit_norm=conv)
+        flat.w0 = flat.w0.to(dev)
+        flat.buffers = {k: v.to(dev) for k, v in flat.buffers.items()}
+        c = flat.w0.abs() if d.adaptive else torch.ones_like(flat.w0)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(int(seed))
+        per_batch, cleans, n_evals = [], [], 0
+        for x, y in data:
+            if d.kind == "worst":
+                r = apgd_sharpness(
+                    lambda w: flat.loss_and_grad(w, x, y),
+                    lambda w: _noguard(flat, w, x, y),
+                    flat.w0, c, float(rho), d.norm, n_iter=steps, mode=mode, init=init, generator=gen,
+                )
+                per_batch.append(r.f_max - r.f_clean)
+                cleans.append(r.f_clean)
+                n_evals += r.n_evals
+            else:
+                with torch.no_grad():
+                    L0 = float(flat.loss(flat.w0, x, y))
+                if not math.isfinite(L0):
+                    raise FloatingPointError("non-finite clean loss; check the model and the inputs")
+                # vmap over noise draws pays off on GPUs; on CPU a plain loop is as fast (see
+                # benchmarks/bench_sharpness.py), so "auto" (None) batches only on CUDA.
+                bn = (dev.type == "cuda") if batched_noise is None else bool(batched_noise)
+                La = average_loss(flat, x, y, c, float(rho), d.norm, n_samples=n_samples,
+                                  chunk=chunk, batched=bn, generator=gen)
+                per_batch.append(La - L0)
+                cleans.append(L0)
+                n_evals += n_samples + 1
+    return SharpnessResult(
+        value=float(sum(per_batch) / len(per_batch)), definition=d.name, rho=float(rho),
+        per_batch=per_batch, clean_loss=float(sum(cleans) / len(cleans)), n_evals=n_evals,
+        settings=dict(m=m, steps=steps, n_samples=n_samples, logit_norm=conv, seed=seed, mode=mode,
+                      init=init, n_batches=len(data)),
+    )
+
+
+def _noguard(flat, w, x, y):
+    with torch.no_grad():
+        return flat.loss(w, x, y)
+
+
+def measure(model, batches, definition, rho, *, m=None, steps=20, n_samples=100, logit_norm=None,
+            seed=0, device=None, **kw) -> float:
+    """Sharpness value (a float); see :func:`measure_detailed` for the arguments and the full result."""
+    return measure_detailed(model, batches, definition, rho, m=m, steps=steps, n_samples=n_samples,
+                            logit_norm=logit_norm, seed=seed, device=device, **kw).value

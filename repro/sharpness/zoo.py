@@ -1,0 +1,265 @@
+"""The controlled model-zoo experiment of App. H (S:4113-4117), scaled to the generated world.
+
+Paper: 200 ResNet-18 (+200 ViT) on CIFAR-10 with LR ~ log-uniform, SAM ρ ∈ {0, 0.05, 0.1}, mixup
+(α = 0.5) with prob. ½, augmentation with prob. ½; only models with ≤ 1 % training error are kept;
+sharpness on fixed non-augmented training points; test error on the clean test set and on
+CIFAR-10-C.  Here: a ``resnet_t`` (BN) zoo on the world (sizes in ``repro/profiles/ch5.yaml``);
+augmentation = random crop + flip (no RandAugment, no repeated augmentation: not available in the
+shared trainer), SAM from :mod:`repro.sam`.  Every model and every sharpness value goes through
+:mod:`repro.cache`, so a rerun does no work and a killed run resumes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repro import cache
+from repro.sharpness.definitions import get as get_definition
+from repro.sharpness.measure import measure_detailed
+
+ZOO_VERSION = "1"
+SHARPNESS_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class HParams:
+    index: int
+    lr: float
+    augment: bool
+    mixup: bool
+    sam_rho: float
+    seed: int
+
+    @property
+    def group(self) -> str:
+        return f"aug={'on' if self.augment else 'off'}, mixup={'on' if self.mixup else 'off'}"
+
+
+def sample_hparams(n: int, lr_range=(0.05, 5.0), sam_rhos=(0.0, 0.05, 0.1), seed: int = 0) -> list[HParams]:
+    """App. H sampling: LR log-uniform on ``lr_range``, SAM ρ uniform on ``sam_rhos``, mixup and
+    augmentation each with probability ½.  The four augment × mixup subgroups are balanced (cycled)
+    so that small zoos still have every subgroup; the rest is random."""
+    if n < 1:
+        raise ValueError(f"need at least one model, got n={n}")
+    lo, hi = lr_range
+    if not 0 < lo < hi:
+        raise ValueError(f"lr_range must be 0 < low < high, got {lr_range}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    out = []
+    for i in range(n):
+        q = int(order[i]) % 4
+        out.append(HParams(i, float(math.exp(rng.uniform(math.log(lo), math.log(hi)))), bool(q & 1), bool(q & 2),
+                           float(rng.choice(sam_rhos)), int(seed * 10_000 + i)))
+    return out
+
+
+def _error(model, x, y, device) -> float:
+    from repro.training import evaluate
+    return 1.0 - float(evaluate(model, x, y, device=device)["accuracy"])
+
+
+def train_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
+                    device=None) -> dict:
+    """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time."""
+    from repro.models import build_from_spec, model_spec
+    from repro.training import train_classifier
+
+    spec = model_spec(arch, num_classes)
+    params = dict(hp=asdict(hp), train_cfg=train_cfg, spec=spec, data=data["fingerprint"])
+
+    def fn():
+        torch.manual_seed(hp.seed)
+        model = build_from_spec(spec)
+        make_opt = None
+        if hp.sam_rho > 0:
+            from repro.sam import make_sam
+            make_opt = make_sam(hp.sam_rho)
+        t0 = time.perf_counter()
+        try:
+            hist = train_classifier(model, data["x_train"], data["y_train"], lr=hp.lr, augment=hp.augment,
+                                    mixup_alpha=0.5 if hp.mixup else 0.0, make_optimizer=make_opt, seed=hp.seed,
+                                    device=device, progress=False, **train_cfg)["history"]
+            diverged = False
+        except FloatingPointError:
+            hist, diverged = [], True
+        wall = time.perf_counter() - t0
+        model.eval()
+        if diverged:
+            errs = dict(train_err=float("nan"), test_err=float("nan"), shift_err=float("nan"))
+        else:
+            errs = dict(train_err=_error(model, data["x_train"], data["y_train"], device),
+                        test_err=_error(model, data["x_test"], data["y_test"], device),
+                        shift_err=_error(model, data["x_shift"], data["y_shift"], device))
+        return dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()}, spec=spec,
+                    hparams=asdict(hp), history=hist, diverged=diverged, wall_s=wall, **errs)
+
+    return cache.get_or_compute("ch5_zoo_model", params, fn, version=ZOO_VERSION)
+
+
+def sharpness_points(x, y, n_points: int):
+    """The first ``n_points`` training points, no augmentation (S:3438-3440; released code uses the
+    first 1024 CIFAR-10 training images)."""
+    if n_points > len(x):
+        raise ValueError(f"n_points={n_points} exceeds the training set ({len(x)})")
+    return x[:n_points], y[:n_points]
+
+
+def zoo_sharpness(entry: dict, points, definition: str, rho: float, *, m: int, steps: int = 20,
+                  n_samples: int = 100, logit_norm=None, mode: str = "faithful", seed: int = 0,
+                  device=None) -> float:
+    """Cached sharpness of one zoo model (see :func:`repro.sharpness.measure_detailed`)."""
+    from repro.models import build_from_spec
+
+    d = get_definition(definition)
+    params = dict(model=cache.fingerprint(entry["state_dict"]), definition=d.name, rho=float(rho), m=int(m),
+                  steps=int(steps) if d.kind == "worst" else None,
+                  n_samples=int(n_samples) if d.kind == "avg" else None,
+                  logit_norm=logit_norm if d.logit_norm else None, mode=mode if d.kind == "worst" else None,
+                  seed=int(seed), points=cache.fingerprint(points[0]))
+
+    def fn():
+        model = build_from_spec(entry["spec"])
+        model.load_state_dict(entry["state_dict"])
+        model.eval()
+        return float(measure_detailed(model, [points], d.name, float(rho), m=m, steps=steps, n_samples=n_samples,
+                                      logit_norm=logit_norm, seed=seed, device=device, mode=mode).value)
+
+    return cache.get_or_compute("ch5_sharpness", params, fn, version=SHARPNESS_VERSION)
+
+
+def zoo_frame(entries: list[dict]) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        hp = e["hparams"]
+        rows.append(dict(index=hp["index"], lr=hp["lr"], augment=hp["augment"], mixup=hp["mixup"],
+                         sam_rho=hp["sam_rho"], group=HParams(**hp).group, train_err=e["train_err"],
+                         test_err=e["test_err"], shift_err=e["shift_err"], diverged=e["diverged"],
+                         wall_s=e["wall_s"]))
+    return pd.DataFrame(rows)
+
+
+def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("test_err", "shift_err")) -> pd.DataFrame:
+    """Global and within-subgroup Kendall τ for every (definition, ρ) column ``f"{d}@{rho}"``."""
+    from .kendall import kendall_tau, kendall_tau_by_group
+
+    rows = []
+    for d, rho in sharp_cols:
+        col = f"{d}@{rho:g}"
+        for t in targets:
+            sub = df[[t, col, "group", "lr"]].dropna()
+            g = kendall_tau_by_group(sub[t], sub[col], sub["group"])
+            rows.append(dict(definition=d, rho=rho, target=t, tau=kendall_tau(sub[t], sub[col]),
+                             tau_within_mean=g.get("mean", float("nan")),
+                             tau_lr=kendall_tau(sub["lr"], sub[col]),
+                             tau_lr_within_mean=kendall_tau_by_group(sub["lr"], sub[col], sub["group"]).get("mean", float("nan")),
+                             n_models=len(sub)))
+    return pd.DataFrame(rows)
+
+
+def prepare_data(cfg: dict) -> dict:
+    """World train/test split at the profile's size plus the corrupted test set (CIFAR-10-C analogue)."""
+    from repro.data.shift import corrupted_set
+    from repro.data.world import make_world
+
+    w = cfg["world"]
+    world = make_world(seed=w.get("seed", 0), resolution=w["resolution"], n_train_per_class=w["n_train_per_class"],
+                       n_val_per_class=1, n_test_per_class=w["n_test_per_class"], n_ood_classes=1, ood_scale=0.1,
+                       n_near_per_class=0, n_far_per_class=0, n_popular=0)
+    xs, ys, _ = corrupted_set(world.id_test.x, world.id_test.y, cfg["shift"]["names"], cfg["shift"]["severity"])
+    data = dict(x_train=world.id_train.x, y_train=world.id_train.y, x_test=world.id_test.x, y_test=world.id_test.y,
+                x_shift=xs, y_shift=ys, num_classes=world.num_classes)
+    data["fingerprint"] = cache.fingerprint([data["x_train"], data["y_train"], data["x_test"], data["x_shift"]])
+    return data
+
+
+def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True) -> list[dict]:
+    z = cfg["zoo"]
+    hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+    it = hps
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(hps, desc="zoo: training", leave=False)
+    return [train_zoo_model(hp, data, dict(cfg["train"]), z["arch"], data["num_classes"], device) for hp in it]
+
+
+def rho_grid(cfg: dict) -> list[tuple[str, float]]:
+    """(definition, ρ) pairs: the paper's Table 3 grid per definition, at the profile's indices."""
+    from .definitions import PAPER_RHO_RESNET
+    idx = cfg["sharpness"]["rho_index"]
+    return [(d, PAPER_RHO_RESNET[d][i]) for d in PAPER_RHO_RESNET for i in idx]
+
+
+def sharpness_frame(entries: list[dict], data: dict, cfg: dict, grid, device=None, seed: int = 0,
+                    progress: bool = True) -> pd.DataFrame:
+    s = cfg["sharpness"]
+    pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
+    df = zoo_frame(entries)
+    keep = [i for i, e in enumerate(entries) if not e["diverged"]]
+    it = [(i, d, r) for i in keep for d, r in grid]
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="zoo: sharpness", leave=False)
+    vals: dict = {}
+    for i, d, r in it:
+        vals[(i, d, r)] = zoo_sharpness(entries[i], pts, d, r, m=s["m"], steps=s["steps"], n_samples=s["n_samples"],
+                                        seed=seed, device=device)
+    for d, r in grid:
+        df[f"{d}@{r:g}"] = [vals.get((i, d, r), float("nan")) for i in range(len(entries))]
+    return df
+
+
+def ablation_frame(entries: list[dict], data: dict, cfg: dict, definition: str, rho: float, device=None,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figs. 30-31: sharpness of the first ``ablation.n_models`` well-trained models for several
+    APGD step counts and several m (same points)."""
+    s, a = cfg["sharpness"], cfg["ablation"]
+    pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
+    ok = [i for i, e in enumerate(entries) if not e["diverged"]][: a["n_models"]]
+    steps_rows = [dict(model=i, steps=k, test_err=entries[i]["test_err"],
+                       sharpness=zoo_sharpness(entries[i], pts, definition, rho, m=s["m"], steps=k, seed=seed,
+                                               device=device)) for i in ok for k in a["steps"]]
+    m_rows = [dict(model=i, m=mm, test_err=entries[i]["test_err"],
+                   sharpness=zoo_sharpness(entries[i], pts, definition, rho, m=mm, steps=s["steps"], seed=seed,
+                                           device=device)) for i in ok for mm in a["m"]]
+    return pd.DataFrame(steps_rows), pd.DataFrame(m_rows)
+
+
+def ablation_taus(abl: pd.DataFrame, col: str) -> pd.DataFrame:
+    """τ(sharpness, test error) per setting, and τ between each setting's values and the first's."""
+    from .kendall import kendall_tau
+    rows = []
+    base = None
+    for k, sub in abl.groupby(col):
+        sub = sub.sort_values("model")
+        if base is None:
+            base = sub.sharpness.to_numpy()
+        rows.append({col: k, "tau_test_err": kendall_tau(sub.test_err, sub.sharpness) if len(sub) > 1 else float("nan"),
+                     "tau_vs_first": kendall_tau(base, sub.sharpness) if len(sub) > 1 else float("nan"),
+                     "mean_sharpness": float(sub.sharpness.mean())})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(taus: pd.DataFrame) -> pd.DataFrame:
+    """Our τ next to Table 3 (CIFAR-10 ResNet-18, S:3724-3771) for the same definition and ρ."""
+    from repro.reference import load_paper_table
+    from .definitions import get as gd
+
+    paper = load_paper_table("ch5_kendall_tau_tables_1to4")
+    paper = paper[paper.table.astype(str).str.contains("T3")]
+    rows = []
+    for r in taus.itertuples():
+        d = gd(r.definition)
+        col = "CIFAR-10" if r.target == "test_err" else "CIFAR-10-C"
+        sel = paper[(paper.sharpness == d.paper_sharpness) & (paper.logitnorm == ("Yes" if d.logit_norm else "No"))
+                    & (np.isclose(paper.rho.astype(float), r.rho)) & (paper.eval_set == col)]
+        p = float(sel.tau.iloc[0]) if len(sel) else float("nan")
+        rows.append(dict(definition=r.definition, rho=r.rho, eval_set=col, tau_paper=p, tau_ours=r.tau,
+                         tau_ours_within=r.tau_within_mean,
+                         sign_agrees=bool(np.sign(p) == np.sign(r.tau)) if np.isfinite(p) else None))
+    return pd.DataFrame(rows)

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from repro import config
+
+
+def test_profiles_and_errors():
+    assert config.PROFILES == ("smoke", "cpu", "full")
+    with pytest.raises(ValueError, match="allowed values: smoke, cpu, full"):
+        config.check_profile("large")
+
+
+def test_every_chapter_profile_file_has_all_profiles():
+    for ch in config.chapters():
+        for p in config.PROFILES:
+            assert isinstance(config.chapter_config(ch, p), dict)
+
+
+def test_chapter_config_is_a_copy():
+    for ch in config.chapters():
+        a = config.chapter_config(ch, "smoke")
+        a["__mutated__"] = 1
+        assert "__mutated__" not in config.chapter_config(ch, "smoke")
+
+
+def test_unknown_chapter():
+    with pytest.raises(ValueError, match="unknown chapter"):
+        config.chapter_config("ch99", "cpu")
+
+
+def test_device_selection():
+    assert config.device("cpu") == torch.device("cpu")
+    assert config.device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        config.device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            config.device("cuda")
+
+
+def test_seed_everything_repeatable():
+    config.seed_everything(3)
+    a = torch.rand(4)
+    config.seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+    with pytest.raises(ValueError):
+        config.seed_everything(-1)
+
+
+def test_results_dir_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RESULTS", str(tmp_path / "r"))
+    d = config.results_dir("smoke", "ch3")
+    assert d == tmp_path / "r" / "smoke" / "ch3" and d.is_dir()
+
+
+def test_unwritable_results_dir_message(tmp_path, monkeypatch):
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores permission bits; use a path below a regular file instead
+        f = tmp_path / "file"
+        f.write_text("x")
+        monkeypatch.setenv("REPRO_RESULTS", str(f / "sub"))
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        monkeypatch.setenv("REPRO_RESULTS", str(ro))
+    with pytest.raises(OSError, match="REPRO_RESULTS"):
+        config.results_dir("smoke", "ch3")

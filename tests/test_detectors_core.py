@@ -1,0 +1,185 @@
+"""Chapter-3 detectors against brute-force references (notes §1.1, §7.2)."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+from scipy.stats import entropy
+from sklearn.covariance import EmpiricalCovariance
+
+from repro.ood.detectors import Head, get_detector
+from repro.ood.detectors.mahalanobis import GaussianStats
+from repro.ood.detectors.vim import vim_dim
+
+CORE = ["msp", "maxlogit", "energy", "kl_matching", "maha", "maha_pp", "rmaha", "rmaha_pp", "vim", "react",
+        "knn", "cosine", "rcos"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    C, D, N = 4, 12, 400
+    means = rng.normal(0, 3, (C, D))
+    y = rng.integers(0, C, N)
+    A = rng.normal(0, 1, (D, D)) / np.sqrt(D)
+    f = means[y] + rng.normal(0, 1, (N, D)) @ A * rng.gamma(2, 0.5, (N, 1)) + 2.0
+    W, b = rng.normal(0, 1, (C, D)), rng.normal(0, 1, C)
+    ft = rng.normal(0, 3, (50, D)) + 2.0
+    return dict(f=f, y=y, lg=f @ W.T + b, head=Head(W, b), ft=ft, lgt=ft @ W.T + b)
+
+
+def fit(name, d, **hp):
+    return get_detector(name, **hp).fit(d["f"], d["lg"], d["y"], d["head"])
+
+
+def brute_maha(ftr, y, fte, relative=False):
+    C = y.max() + 1
+    mus = np.stack([ftr[y == c].mean(0) for c in range(C)])
+    ec = EmpiricalCovariance(assume_centered=True).fit(ftr - mus[y])
+    P = ec.precision_
+    d = np.stack([np.einsum("nd,de,ne->n", fte - m, P, fte - m) for m in mus], 1)
+    s = -d.min(1)
+    if relative:
+        g = EmpiricalCovariance(assume_centered=True).fit(ftr - ftr.mean(0))
+        dg = np.einsum("nd,de,ne->n", fte - ftr.mean(0), g.precision_, fte - ftr.mean(0))
+        s = -(d - dg[:, None]).min(1)
+    return s
+
+
+def norm(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name,relative,normalize", [("maha", False, False), ("maha_pp", False, True),
+                                                     ("rmaha", True, False), ("rmaha_pp", True, True)])
+def test_mahalanobis_family_vs_sklearn(data, name, relative, normalize):
+    f, ft = (norm(data["f"]), norm(data["ft"])) if normalize else (data["f"], data["ft"])
+    ref = brute_maha(f, data["y"], ft, relative)
+    np.testing.assert_allclose(fit(name, data).score(data["ft"]), ref, rtol=1e-8, atol=1e-8)
+
+
+def test_maha_streaming_chunks_equal_one_pass(data):
+    a = fit("maha", data).score(data["ft"])
+    det = get_detector("maha")
+    det.chunk_size = 7
+    det.fit(data["f"], None, data["y"])
+    np.testing.assert_allclose(det.score(data["ft"]), a, rtol=1e-10)
+    chunks = [(data["f"][i:i + 33], data["y"][i:i + 33]) for i in range(0, 400, 33)]
+    s = get_detector("maha").fit_stream(chunks, num_classes=4).score(data["ft"])
+    np.testing.assert_allclose(s, a, rtol=1e-10)
+
+
+def test_pooled_covariance_identity(data):
+    # Sigma = sum_c N_c/N Sigma_c (notes §8.3)
+    f, y = data["f"], data["y"]
+    means, shared, gm, glob = GaussianStats().update(f, y).finalize()
+    ref = sum((y == c).mean() * np.cov(f[y == c].T, bias=True) for c in range(4))
+    np.testing.assert_allclose(shared, ref, atol=1e-10)
+    np.testing.assert_allclose(glob, np.cov(f.T, bias=True), atol=1e-10)
+
+
+def test_maha_pp_is_maha_on_normalised_features(data):
+    d2 = dict(data, f=norm(data["f"]), ft=norm(data["ft"]))
+    np.testing.assert_allclose(fit("maha_pp", data).score(data["ft"]), fit("maha", d2).score(d2["ft"]), rtol=1e-10)
+    # scale invariance of Maha++ inputs
+    np.testing.assert_allclose(fit("maha_pp", data).score(data["ft"] * 5.0), fit("maha_pp", data).score(data["ft"]),
+                               rtol=1e-10)
+
+
+def test_logit_detectors(data):
+    lg = data["lgt"]
+    np.testing.assert_allclose(fit("msp", data).score(logits=lg), softmax(lg, 1).max(1))
+    np.testing.assert_allclose(fit("maxlogit", data).score(logits=lg), lg.max(1))
+    np.testing.assert_allclose(fit("energy", data).score(logits=lg), logsumexp(lg, 1))
+    p_tr = softmax(data["lg"], 1)
+    pred = p_tr.argmax(1)
+    tmpl = [p_tr[pred == c].mean(0) for c in range(4) if (pred == c).any()]
+    p = softmax(lg, 1)
+    ref = -np.array([min(entropy(pi, t) for t in tmpl) for pi in p])
+    np.testing.assert_allclose(fit("kl_matching", data).score(logits=lg), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_vim_vs_reference(data):
+    f, W, b = data["f"], data["head"].W, data["head"].b
+    u = -np.linalg.pinv(W) @ b
+    ec = EmpiricalCovariance(assume_centered=True).fit(f - u)
+    val, vec = np.linalg.eigh(ec.covariance_)
+    NS = vec[:, np.argsort(val)[::-1][6:]]
+    alpha = data["lg"].max(1).mean() / np.linalg.norm((f - u) @ NS, axis=1).mean()
+    vlogit = alpha * np.linalg.norm((data["ft"] - u) @ NS, axis=1)
+    ref = -vlogit + logsumexp(data["lgt"], 1)
+    s = fit("vim", data).score(data["ft"], data["lgt"])
+    np.testing.assert_allclose(s, ref, rtol=1e-8)
+    # rank-equivalent to the paper's -softmax prob of the virtual logit
+    # -log p0 = logaddexp(lse, v) - v = softplus(s), a strictly increasing function of s
+    neg_log_p0 = np.logaddexp(logsumexp(data["lgt"], 1), vlogit) - vlogit
+    np.testing.assert_allclose(neg_log_p0, np.logaddexp(0, s), rtol=1e-6, atol=1e-12)
+
+
+def test_vim_dim_rule():
+    assert vim_dim(2048) == 1000 and vim_dim(4096) == 1000
+    assert vim_dim(768) == 512 and vim_dim(1536) == 512
+    assert vim_dim(384) == 192 and vim_dim(128) == 64
+
+
+def test_react_vs_reference(data):
+    thr = np.quantile(data["f"], 0.99)
+    ref = logsumexp(np.minimum(data["ft"], thr) @ data["head"].W.T + data["head"].b, 1)
+    np.testing.assert_allclose(fit("react", data).score(data["ft"]), ref, rtol=1e-10)
+    assert (data["f"] > thr).mean() == pytest.approx(0.01, abs=0.002)
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_knn_vs_bruteforce(data, k):
+    z, q = norm(data["f"]), norm(data["ft"])
+    dist = np.sqrt(((q[:, None, :] - z[None]) ** 2).sum(-1))
+    ref = -np.sort(dist, axis=1)[:, k - 1]
+    np.testing.assert_allclose(fit("knn", data, k=k).score(data["ft"]), ref, atol=1e-5)
+
+
+def test_knn_k_larger_than_bank(data):
+    det = fit("knn", data, k=10_000)
+    assert det.k_ == 400 and det.k == 10_000
+
+
+def test_cosine_vs_reference(data):
+    mus = np.stack([data["f"][data["y"] == c].mean(0) for c in range(4)])
+    cos = norm(data["ft"]) @ norm(mus).T
+    np.testing.assert_allclose(fit("cosine", data).score(data["ft"]), cos.max(1), rtol=1e-10)
+    np.testing.assert_allclose(fit("rcos", data).score(data["ft"]), softmax(cos, 1).max(1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,hp", [("energy", dict(temperature=5.0)), ("kl_matching", dict(group_by="label")),
+                                     ("vim", dict(dim=2)), ("react", dict(percentile=50.0)), ("knn", dict(k=3)),
+                                     ("rcos", dict(temperature=0.1))])
+def test_every_hyperparameter_changes_scores(data, name, hp):
+    a = fit(name, data).score(data["ft"], data["lgt"])
+    b = fit(name, data, **hp).score(data["ft"], data["lgt"])
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_contract_pure_score_and_bad_input(data, name):
+    det = get_detector(name)
+    with pytest.raises(RuntimeError, match="fit"):
+        det.score(data["ft"], data["lgt"])
+    assert fit(name, data) is not None
+    det = fit(name, data)
+    s1 = det.score(data["ft"], data["lgt"])
+    s2 = det.score(data["ft"], data["lgt"])
+    assert s1.shape == (50,) and np.isfinite(s1).all() and np.array_equal(s1, s2)
+    bad = data["ft"].copy()
+    bad[0, 0] = np.nan
+    badl = data["lgt"].copy()
+    badl[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.score(bad, badl)
+
+
+def test_fit_needs_what_it_uses(data):
+    with pytest.raises(ValueError, match="train_labels"):
+        get_detector("maha").fit(data["f"])
+    with pytest.raises(ValueError, match="head"):
+        get_detector("vim").fit(data["f"], data["lg"], data["y"])
+    with pytest.raises(ValueError, match="train_logits"):
+        get_detector("kl_matching").fit(None, None)
+    with pytest.raises(ValueError, match="dimension"):
+        fit("maha", data).score(data["ft"][:, :5])

@@ -1,0 +1,107 @@
+"""repro.features: extraction matches a bare forward pass, head consistency, caching, bad input."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from repro.cache import EVENTS
+from repro.features import extract, extract_uncached
+from repro.models import create_model, preprocess
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("mixer_t", 5).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (37, 3, 32, 32), dtype=torch.uint8, generator=g)
+
+
+def test_matches_bare_forward_and_head(model, images):
+    f = extract_uncached(model, images, batch_size=8, device="cpu")
+    with torch.no_grad():
+        xb = preprocess(images)
+        ref_logits = model(xb).numpy()
+        ref_feats = model.forward_head(model.forward_features(xb), pre_logits=True).numpy()
+    assert f.features.shape == (37, model.num_features) and f.logits.shape == (37, 5)
+    np.testing.assert_allclose(f.logits, ref_logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f.features, ref_feats, rtol=1e-4, atol=1e-5)
+    # the head reproduces the logits from the features (what ViM/ReAct rely on)
+    np.testing.assert_allclose(f.features @ f.head.W.T + f.head.b, f.logits, rtol=1e-4, atol=1e-4)
+    assert f.labels is None
+
+
+def test_imageset_labels_and_batch_invariance(model, images):
+    from repro.data.world import ImageSet
+
+    s = ImageSet(images, torch.arange(37) % 5, list("abcde"), "toy")
+    a = extract_uncached(model, s, batch_size=5, device="cpu")
+    b = extract_uncached(model, s, batch_size=64, device="cpu")
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+    assert a.labels.tolist() == (np.arange(37) % 5).tolist()
+
+
+def test_cached_second_call_hits(model, images, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path))
+    n0 = len(EVENTS)
+    a = extract(model, images, batch_size=16, device="cpu", progress=False)
+    b = extract(model, images, batch_size=16, device="cpu", progress=False)
+    kinds = [e[2] for e in EVENTS[n0:]]
+    assert kinds == ["miss", "hit"]
+    np.testing.assert_array_equal(a.features, b.features)
+    # other data -> other key
+    extract(model, images[:5], batch_size=16, device="cpu", progress=False)
+    assert EVENTS[-1][2] == "miss"
+
+
+def test_model_mode_restored(model, images):
+    model.train()
+    extract_uncached(model, images[:4], device="cpu")
+    assert model.training
+    model.eval()
+
+
+def test_bad_input(model, images):
+    with pytest.raises(ValueError, match="uint8"):
+        extract_uncached(model, images.float(), device="cpu")
+    with pytest.raises(ValueError, match="empty"):
+        extract_uncached(model, images[:0], device="cpu")
+    headless = create_model("mixer_t", 5)
+    headless.reset_classifier(0)
+    with pytest.raises(ValueError, match="classifier head"):
+        extract_uncached(headless, images, device="cpu")
+    with pytest.raises(ValueError, match="transform_id"):
+        extract(model, images, transform=lambda x: x.float())
+
+
+def test_timm_model_without_weights():
+    # the full-profile path: any timm name, created without downloading weights
+    m = create_model("resnet18", 3, pretrained=False).eval()
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    f = extract_uncached(m, x, device="cpu")
+    assert f.features.shape == (2, 512) and f.logits.shape == (2, 3)
+
+
+def test_zoo_trains_once_and_reloads(tmp_path, monkeypatch):
+    # repro.zoo: a cached entry is rebuilt from (state_dict, spec) with identical features
+    from repro.data.world import make_world
+    from repro.zoo import trained_zoo, zoo_entries
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path))
+    w = make_world(seed=0, n_train_per_class=3, n_val_per_class=1, n_test_per_class=2, ood_scale=0.05,
+                   n_near_per_class=0, n_far_per_class=0, n_popular=0)
+    ents = zoo_entries({"zoo": [{"name": "m", "arch": "mixer_t", "epochs": 1, "batch_size": 16}]})
+    n0 = len(EVENTS)
+    a = trained_zoo(w, ents, progress=False)[0]
+    b = trained_zoo(w, ents, progress=False)[0]
+    assert [e[2] for e in EVENTS[n0:]] == ["miss", "hit"]
+    assert a.test_acc == b.test_acc and a.entry.recipe == "sgd"
+    fa = extract_uncached(a.model, w.id_test, device="cpu")
+    fb = extract_uncached(b.model, w.id_test, device="cpu")
+    np.testing.assert_array_equal(fa.features, fb.features)
+    with pytest.raises(ValueError, match="unknown key"):
+        zoo_entries([{"name": "x", "arch": "mixer_t", "epoch": 3}])

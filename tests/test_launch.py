@@ -1,0 +1,151 @@
+"""repro.launch: sweeps through submitit's LocalExecutor fill the cache, killed jobs are resubmitted,
+finished jobs are never recomputed, and the jobs file gives `--status` across processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repro import cache, launch
+from repro.launch import Job
+
+HERE = Path(__file__).resolve().parent
+
+
+def die_once(i: int, marker_dir: str) -> dict:
+    """First attempt of each job SIGKILLs its own process mid-way (no Python cleanup, like an OOM kill)."""
+    marker = Path(marker_dir) / f"attempt_{i}"
+    out = launch.example_job(i)
+    if not marker.exists():
+        marker.write_text("started")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+
+
+def always_fails(i: int) -> dict:
+    raise ValueError(f"bad job {i}")
+
+
+def count_calls(i: int, counter: str) -> dict:
+    with open(counter, "a") as f:
+        f.write(f"{i}\n")
+    return launch.example_job(i)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("REPRO_RESULTS", str(tmp_path / "results"))
+    # submitit's local workers import the job functions of this file by module name
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+
+
+def test_job_validation():
+    with pytest.raises(ValueError, match="import path"):
+        Job("repro.launch.example_job", {}, "x")
+    with pytest.raises(TypeError, match="JSON"):
+        Job("repro.launch:example_job", {"a": object()}, "x")
+    with pytest.raises(ValueError, match="executor"):
+        launch.run_jobs([], executor="mpi")
+    with pytest.raises(ValueError, match="no callable"):
+        launch.resolve("repro.launch:nope")
+    with pytest.raises(ValueError, match="no job builder"):
+        launch.get("ch99")
+    a, b = Job("repro.launch:example_job", {"i": 1}, "x"), Job("repro.launch:example_job", {"i": 1}, "x", label="y")
+    assert a.key == b.key  # the label is display only
+    assert a.key != Job("repro.launch:example_job", {"i": 2}, "x").key
+
+
+def test_local_inline_caches_and_skips(env):
+    counter = env / "calls.txt"
+    jobs = [Job("test_launch:count_calls", {"i": i, "counter": str(counter)}, "t_count") for i in range(3)]
+    r1 = launch.run_jobs(jobs, sweep="inline")
+    assert counter.read_text().split() == ["0", "1", "2"]
+    r2 = launch.run_jobs(jobs, sweep="inline")
+    assert counter.read_text().split() == ["0", "1", "2"]  # second sweep: all cache hits, nothing recomputed
+    for a, b, i in zip(r1, r2, range(3)):
+        _same(a, b)
+        _same(a, launch.example_job(i))
+    assert [r["state"] for r in launch.status(jobs, sweep="inline")] == ["done"] * 3
+
+
+def test_killed_job_in_process_pool(env):
+    markers = env / "markers"
+    markers.mkdir()
+    jobs = [Job("test_launch:die_once", {"i": i, "marker_dir": str(markers)}, "t_die_pool") for i in range(2)]
+    res = launch.run_jobs(jobs, executor="local", max_parallel=2, max_retries=2, sweep="pool")
+    for i, r in enumerate(res):
+        _same(r, launch.example_job(i))
+
+
+def test_submitit_sweep_kill_retry_failure_and_status(env):
+    """One LocalExecutor sweep (parallel, to pay the worker start-up once per round):
+    jobs SIGKILLed mid-way are resubmitted and end identical to a local run and in the cache; a job that
+    raises is retried, then reported with its log; `--status` in another process reads the jobs file."""
+    pytest.importorskip("submitit")
+    markers = env / "markers"
+    markers.mkdir()
+    good = [Job("test_launch:die_once", {"i": i, "marker_dir": str(markers)}, "t_mixed") for i in range(2)]
+    bad = [Job("test_launch:always_fails", {"i": 7}, "t_mixed", label="bad seven")]
+    with pytest.raises(RuntimeError, match="bad seven.*bad job 7"):
+        launch.run_jobs(good + bad, executor="submitit", max_parallel=3, max_retries=1, sweep="mixed", poll_s=0.1)
+    assert all(j.done() for j in good) and not bad[0].done()
+    for i, j in enumerate(good):
+        _same(cache.read_entry(j.path()), launch.example_job(i))
+    rec = json.loads(launch.jobs_file("mixed").read_text())
+    assert rec["executor"] == "submitit" and all(v["job_id"] for v in rec["jobs"].values())
+    assert sorted(v["attempts"] for v in rec["jobs"].values()) == [2, 2, 2]  # killed once / failed twice
+    rows = launch.status(good + bad, sweep="mixed")
+    assert [r["state"] for r in rows] == ["done", "done", "failed"]
+    assert Path(rows[2]["log"]).exists() and "bad job 7" in Path(rows[2]["log"]).read_text()
+    # a rerun of the sweep resubmits only the failed job (the finished ones are cache hits)
+    with pytest.raises(RuntimeError, match="1 of 3 jobs failed"):
+        launch.run_jobs(good + bad, executor="local", max_retries=0, sweep="mixed")
+    code = ("import json,sys; from repro import launch; from repro.launch import Job; "
+            "jobs=[Job(**d) for d in json.loads(sys.argv[1])]; print(launch.format_status(launch.status(jobs, sweep='mixed')))")
+    spec = json.dumps([dict(fn=j.fn, params=j.params, name=j.name, label=j.label) for j in good + bad])
+    out = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True, check=True, env=os.environ).stdout
+    assert "done=2" in out and "failed=1" in out and "bad job 7" in out
+
+
+def test_sweep_cli(env, capsys):
+    from repro import launch_cli
+
+    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke", "--status"]) == 1
+    assert "pending=4" in capsys.readouterr().out
+    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke"]) == 0
+    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke", "--status"]) == 0
+    assert "done=4" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        launch_cli.main(["sweep", "ch5", "--executor", "mpi"])
+
+
+def test_status_running_then_pending_after_cache_clear(env):
+    jobs = [Job("repro.launch:example_job", {"i": 3}, "t_status")]
+    assert launch.status(jobs, sweep="st")[0]["state"] == "pending"
+    launch.run_jobs(jobs, sweep="st")
+    assert launch.status(jobs, sweep="st")[0]["state"] == "done"
+    cache.clear("t_status")
+    assert launch.status(jobs, sweep="st")[0]["state"] == "pending"
+
+
+def test_builders_express_chapter_loops():
+    for ch in ("ch3", "ch6", "ch7"):
+        jobs = launch.jobs_for(ch, "smoke", 0)
+        assert jobs and len({j.key for j in jobs}) == len(jobs)
+        for j in jobs:
+            launch.resolve(j.fn)
