@@ -49,9 +49,26 @@ def chapters() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+def profile_path(chapter: str) -> Path:
+    """``$REPRO_PROFILE_DIR/<chapter>.yaml`` when that file exists, else the packaged one.
+
+    The override lets a cluster site (or a test with small local stand-ins of the real assets)
+    change one chapter's sizes and model lists without editing the package; the book's
+    provenance records which file was used."""
+    override = os.environ.get("REPRO_PROFILE_DIR")
+    if override:
+        cand = Path(override).expanduser() / f"{chapter}.yaml"
+        if cand.exists():
+            return cand
+    return PROFILE_DIR / f"{chapter}.yaml"
+
+
 def _load_profile_file(chapter: str) -> dict[str, Any]:
-    path = PROFILE_DIR / f"{chapter}.yaml"
+    return _parse_profile_file(profile_path(chapter), chapter)
+
+
+@lru_cache(maxsize=None)
+def _parse_profile_file(path: Path, chapter: str) -> dict[str, Any]:
     if not path.exists():
         raise ValueError(
             f"unknown chapter {chapter!r}; chapters with a profile file: {', '.join(chapters()) or '(none)'}"
