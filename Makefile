@@ -25,6 +25,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 STEMS     := $(basename $(notdir $(NOTEBOOKS)))
 EXECUTED  := $(patsubst %,$(RESULTS)/$(PROFILE)/executed/%.ipynb,$(STEMS))
 REPRO_SRC := $(shell find repro -type f \( -name '*.py' -o -name '*.yaml' -o -name '*.csv' \) 2>/dev/null | sort)
+# Site-local profile overrides (README: REPRO_PROFILE_DIR) count as sources too.
+REPRO_SRC += $(if $(REPRO_PROFILE_DIR),$(wildcard $(REPRO_PROFILE_DIR)/*.yaml))
 BOOK_SRC  := $(wildcard book/*.md book/*.yml book/*.bib)
 HTML      := $(BOOK_OUT)/_build/html/index.html
 PARAMS    := $(RESULTS)/$(PROFILE)/.params
@@ -46,10 +48,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Rewritten only when SEED/DEVICE change, so executed notebooks depend on the parameters' values.
+# Rewritten only when SEED/DEVICE/REPRO_PROFILE_DIR change, so executed notebooks depend on the parameters' values.
 $(PARAMS): FORCE
 	@mkdir -p $(@D)
-	@echo "seed=$(SEED) device=$(DEVICE)" | cmp -s - $@ || echo "seed=$(SEED) device=$(DEVICE)" > $@
+	@echo "seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)" | cmp -s - $@ || echo "seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)" > $@
 
 $(RESULTS)/$(PROFILE)/executed/%.ipynb: notebooks/%.ipynb $(REPRO_SRC) $(PARAMS) | $(VENV)/.installed
 	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $* --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
