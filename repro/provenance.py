@@ -44,6 +44,7 @@ class Provenance:
     profile: str
     seed: int
     device: str
+    profile_file: str = ""
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     commit: str = field(default_factory=git_commit)
     python: str = field(default_factory=platform.python_version)
@@ -56,6 +57,14 @@ class Provenance:
     computed: list = field(default_factory=list)
     _t0: float = field(default_factory=time.perf_counter, repr=False)
     _n0: int = field(default_factory=lambda: len(cache.EVENTS), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.profile_file:
+            from .config import PROFILE_DIR, profile_path
+
+            p = profile_path(self.chapter)
+            # packaged files by their repo path; a REPRO_PROFILE_DIR override by its full path
+            self.profile_file = f"repro/profiles/{p.name}" if p.parent == PROFILE_DIR else str(p)
 
     def finish(self) -> "Provenance":
         self.wall_time_s = round(time.perf_counter() - self._t0, 1)
@@ -85,7 +94,7 @@ class Provenance:
         return (
             ":::{admonition} Provenance of this page\n:class: note\n\n"
             f"| | |\n|---|---|\n"
-            f"| profile | `{self.profile}` |\n| seed | {self.seed} |\n| device | {self.device} |\n"
+            f"| profile | `{self.profile}` (sizes from `{self.profile_file}`) |\n| seed | {self.seed} |\n| device | {self.device} |\n"
             f"| git commit | `{self.commit}` |\n| run started (UTC) | {self.started} |\n"
             f"| wall time | {self.wall_time_s:.1f} s |\n"
             f"| cache | {self.cache_hits} hits, {self.cache_misses} computed, {self.cache_corrupt} corrupt entries recomputed |\n"

@@ -79,3 +79,13 @@ def test_profile_dir_override_replaces_one_chapter(tmp_path, monkeypatch):
     (tmp_path / "ch4.yaml").write_text("smoke: {}\n")
     with pytest.raises(ValueError, match="lacks the profile section"):
         config.chapter_config("ch4", "cpu")
+
+
+def test_provenance_names_the_profile_file_used(tmp_path, monkeypatch):
+    from repro.provenance import Provenance
+
+    assert Provenance(chapter="ch3", profile="smoke", seed=0, device="cpu").profile_file == "repro/profiles/ch3.yaml"
+    (tmp_path / "ch3.yaml").write_text("smoke: {}\ncpu: {}\nfull: {}\n")
+    monkeypatch.setenv("REPRO_PROFILE_DIR", str(tmp_path))
+    prov = Provenance(chapter="ch3", profile="smoke", seed=0, device="cpu")
+    assert prov.profile_file == str(tmp_path / "ch3.yaml") and str(tmp_path) in prov.markdown()
