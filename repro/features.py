@@ -22,7 +22,7 @@ from torch import nn
 from .cache import fingerprint, get_or_compute
 from .ood.detectors.base import Head
 
-__all__ = ["Features", "extract", "extract_uncached", "FEATURES_VERSION"]
+__all__ = ["Features", "ResizeNormalize", "extract", "extract_uncached", "FEATURES_VERSION"]
 
 FEATURES_VERSION = "1"
 
@@ -53,6 +53,49 @@ def _images_and_labels(data):
     if len(x) == 0:
         raise ValueError("extract got an empty dataset (0 images); check the dataset split/paths")
     return x, y
+
+
+class ResizeNormalize:
+    """uint8 [N, 3, H, W] -> float, resized to ``size`` and normalised with ``mean``/``std``.
+
+    The input transform of a pretrained timm checkpoint in the ``full`` profile: images are
+    stored once, centre-cropped at the benchmark's resolution (``repro.data.imagefolder``), and
+    each model gets its own input size, interpolation and normalisation from its
+    ``pretrained_cfg`` (timm ``resolve_model_data_config``). Resizing is antialiased so a 384 px
+    store feeds a 224 px model like a direct resize would. ``id`` names the transform in the
+    feature cache key.
+    """
+
+    def __init__(self, size, mean, std, interpolation: str = "bicubic"):
+        size = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)[-2:]
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"size must be an int or (H, W), got {size}")
+        if interpolation not in ("bilinear", "bicubic", "nearest"):
+            # timm also knows 'lanczos'/'box'; torch's interpolate does not, bicubic is the closest
+            interpolation = "bicubic"
+        self.size, self.interpolation = size, interpolation
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean/std must be 3 values (std > 0), got {mean}, {std}")
+
+    @property
+    def id(self) -> str:
+        return f"resize{self.size}-{self.interpolation}-mean{self.mean}-std{self.std}"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from .models import preprocess
+
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if tuple(x.shape[-2:]) != self.size:
+            aa = self.interpolation != "nearest"
+            x = torch.nn.functional.interpolate(x, size=self.size, mode=self.interpolation, antialias=aa,
+                                                **({} if self.interpolation == "nearest" else {"align_corners": False}))
+            x = x.clamp_(0, 1)
+        return preprocess(x, self.mean, self.std)
+
+    def __repr__(self) -> str:
+        return f"ResizeNormalize({self.id})"
 
 
 def _default_transform(x: torch.Tensor) -> torch.Tensor:

@@ -15,11 +15,24 @@ Entries come from ``repro/profiles/ch3.yaml`` (key ``zoo``): a list of dicts
 Each trained model is cached as (state_dict, model spec, test accuracy) under the key
 (ID train/test image fingerprints, entry, seed): chapter 4 calling :func:`trained_zoo` with the same world and
 entries gets the same models without retraining.
+
+``pretrained: true`` entries (the ``full`` profile) are timm checkpoints, never trained:
+
+    {name: ViT-B-384-21k, arch: vit_base_patch16_384.augreg_in21k_ft_in1k, pretrained: true}
+    {name: my-vit, arch: vit_base_patch16_384, pretrained: true, checkpoint: /models/vit.safetensors}
+
+Weights come from the local Hugging Face / timm cache (nothing is downloaded when ``HF_HUB_OFFLINE=1``)
+or from the local file ``checkpoint`` (timm ``pretrained_cfg_overlay=dict(file=...)``, so timm's own
+checkpoint filters apply). Each such model gets its checkpoint's input transform
+(:class:`repro.features.ResizeNormalize` from timm's ``resolve_model_data_config``: input size,
+interpolation, mean/std); use :meth:`ZooModel.features` so extraction uses it. Its accuracy is
+computed from the cached ID-test logits; the weights themselves are not copied into the cache.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -29,7 +42,8 @@ from .cache import fingerprint, get_or_compute
 
 log = logging.getLogger("repro.zoo")
 
-__all__ = ["ZooEntry", "ZooModel", "zoo_entries", "train_zoo_model", "trained_zoo", "ZOO_VERSION"]
+__all__ = ["ZooEntry", "ZooModel", "zoo_entries", "train_zoo_model", "trained_zoo", "pretrained_transform",
+           "ZOO_VERSION"]
 
 ZOO_VERSION = "1"
 _RECIPE_KEYS = ("optimizer", "lr", "epochs", "weight_decay", "augment", "label_smoothing", "mixup_alpha",
@@ -52,6 +66,7 @@ class ZooEntry:
     batch_size: int = 128
     warmup_epochs: float = 0.0
     pretrained: bool = False
+    checkpoint: Optional[str] = None
     model_kwargs: dict = field(default_factory=dict, hash=False)
 
     @property
@@ -86,6 +101,9 @@ def zoo_entries(cfg_or_list) -> list[ZooEntry]:
             raise ValueError(f"zoo entry {it!r} needs an 'arch' (a repro.models name or a timm name)")
         it = dict(it)
         it.setdefault("name", it["arch"])
+        if it.get("checkpoint") and not it.get("pretrained"):
+            raise ValueError(f"zoo entry {it['name']!r} has a 'checkpoint' but not 'pretrained: true'; "
+                             "a checkpoint is only read for pretrained entries")
         out.append(ZooEntry(**it))
     names = [e.name for e in out]
     if len(set(names)) != len(names):
@@ -95,43 +113,108 @@ def zoo_entries(cfg_or_list) -> list[ZooEntry]:
 
 @dataclass
 class ZooModel:
+    """A zoo member ready for feature extraction (``transform`` None = the world's default input
+    transform :func:`repro.models.preprocess`)."""
+
     name: str
     model: nn.Module
     test_acc: float
     entry: ZooEntry
     spec: dict
     history: list = field(default_factory=list)
+    transform: Optional[object] = None
+
+    def features(self, data, device=None, progress: bool = False, batch_size: int = 256):
+        """Cached pre-logit features/logits/head of ``data`` with this model's own input transform."""
+        from .features import extract
+
+        if self.transform is None:
+            return extract(self.model, data, batch_size=batch_size, device=device, progress=progress)
+        return extract(self.model, data, batch_size=batch_size, device=device, progress=progress,
+                       transform=self.transform, transform_id=self.transform.id)
 
 
 def _entry_params(entry: ZooEntry) -> dict:
     d = asdict(entry)
     d.pop("name")  # renaming an entry must not retrain it
+    if d.get("checkpoint") is None:
+        d.pop("checkpoint")  # keeps the cache keys of trained entries from before the field existed
     return d
+
+
+def _create_pretrained(entry: ZooEntry, num_classes: int) -> nn.Module:
+    """A timm model with the entry's pretrained weights (local cache or ``entry.checkpoint``)."""
+    import timm
+
+    kw = dict(entry.model_kwargs)
+    if entry.checkpoint:
+        path = Path(entry.checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"zoo entry {entry.name!r}: checkpoint file {path} does not exist; give the path of "
+                                    "a saved state_dict (.pth/.bin/.safetensors) of the timm model "
+                                    f"{entry.arch!r}, or drop 'checkpoint' to use the Hugging Face/timm cache")
+        # num_classes in the overlay tells timm the file's head matches, so it keeps (not drops) the head
+        kw["pretrained_cfg_overlay"] = {**kw.get("pretrained_cfg_overlay", {}), "file": str(path),
+                                        "num_classes": int(num_classes)}
+    try:
+        model = timm.create_model(entry.arch, pretrained=True, num_classes=int(num_classes), **kw)
+    except RuntimeError as e:  # size mismatch when loading the checkpoint
+        raise ValueError(f"zoo entry {entry.name!r}: the weights do not fit {entry.arch!r} with {num_classes} classes "
+                         f"({str(e).splitlines()[0]}); the ID set must have the checkpoint's classes") from e
+    except Exception as e:  # noqa: BLE001 -- hub/network/file errors: say what to do
+        if entry.checkpoint:
+            raise
+        raise RuntimeError(
+            f"zoo entry {entry.name!r}: cannot load the pretrained timm weights of {entry.arch!r} ({type(e).__name__}: "
+            f"{e}). Put them in the local Hugging Face cache (e.g. `python -c \"import timm; "
+            f"timm.create_model('{entry.arch}', pretrained=True)\"` on a machine with internet, then copy $HF_HOME), "
+            "or give a local file in the zoo entry: `checkpoint: /path/to/weights`.") from e
+    ncls = model.pretrained_cfg.get("num_classes")
+    if not entry.checkpoint and ncls is not None and int(ncls) != int(num_classes):
+        raise ValueError(f"zoo entry {entry.name!r}: the checkpoint {entry.arch!r} has {ncls} classes but the ID set has "
+                         f"{num_classes}; timm would re-initialise the classifier head (the detectors need the trained "
+                         "head). Use the checkpoint's ID set (ImageNet-1k) or a `checkpoint:` file with matching classes")
+    return model
+
+
+def pretrained_transform(model: nn.Module):
+    """The checkpoint's own input transform (size, interpolation, mean/std) from its timm pretrained_cfg."""
+    import timm
+
+    from .features import ResizeNormalize
+
+    cfg = timm.data.resolve_model_data_config(model)
+    return ResizeNormalize(cfg["input_size"][-2:], cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"))
 
 
 def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress: bool = True) -> ZooModel:
     """Train (or load pretrained) one entry on ``world.id_train`` and report ``world.id_test`` accuracy.
 
-    Cached under (ID train and test images, entry without its display name, seed).
+    Trained models are cached under (ID train and test images, entry without its display name, seed).
+    Pretrained entries are loaded from the local timm/Hugging Face cache or ``entry.checkpoint``
+    (no training); their accuracy comes from the cached ID-test logits.
     """
     from .models import build_from_spec, model_spec
     from .training import evaluate, train_classifier
 
     nc = world.num_classes
+    if entry.pretrained:
+        model = _create_pretrained(entry, nc)
+        model.eval()
+        zm = ZooModel(entry.name, model, float("nan"), entry, {"name": entry.arch, "num_classes": nc, "timm": True},
+                      [], pretrained_transform(model))
+        f = zm.features(world.id_test, device=device, progress=progress)
+        zm.test_acc = float((f.logits.argmax(1) == f.labels).mean())
+        return zm
+
     spec = model_spec(entry.arch, nc, **entry.model_kwargs)
 
     def compute():
-        if entry.pretrained:
-            import timm
-
-            model = timm.create_model(entry.arch, pretrained=True, num_classes=nc, **entry.model_kwargs)
-            hist = []
-        else:
-            torch.manual_seed(int(seed))
-            model = build_from_spec(spec)
-            recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
-            hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
-                                    progress=progress, desc=entry.name, **recipe)["history"]
+        torch.manual_seed(int(seed))
+        model = build_from_spec(spec)
+        recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
+        hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
+                                progress=progress, desc=entry.name, **recipe)["history"]
         acc = evaluate(model, world.id_test.x, world.id_test.y, device=device)["accuracy"]
         sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return {"state_dict": sd, "spec": spec, "test_acc": float(acc), "history": hist}
@@ -141,12 +224,7 @@ def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress
     params = {"id_train": fingerprint(world.id_train), "id_test": fingerprint(world.id_test),
               "entry": _entry_params(entry), "seed": int(seed)}
     d = get_or_compute("zoo_model", params, compute, version=ZOO_VERSION)
-    if entry.pretrained:
-        import timm
-
-        model = timm.create_model(entry.arch, pretrained=False, num_classes=nc, **entry.model_kwargs)
-    else:
-        model = build_from_spec(d["spec"])
+    model = build_from_spec(d["spec"])
     model.load_state_dict(d["state_dict"])
     model.eval()
     return ZooModel(entry.name, model, d["test_acc"], entry, d["spec"], d["history"])

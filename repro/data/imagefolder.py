@@ -45,10 +45,13 @@ def _load_image(path: Path, resolution: int, crop_pct: float) -> np.ndarray:
 
 
 def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class_names: Optional[list] = None,
-                     max_per_class: Optional[int] = None, name: Optional[str] = None, seed: int = 0) -> ImageSet:
+                     max_per_class: Optional[int] = None, name: Optional[str] = None, seed: int = 0,
+                     workers: int = 0) -> ImageSet:
     """An ImageFolder tree as an ImageSet; classes are the sorted sub-folder names (or ``class_names``).
 
-    ``max_per_class`` keeps a seeded random subset per class (for quick runs).
+    ``max_per_class`` keeps a seeded random subset per class (for quick runs). ``workers`` > 0
+    decodes images in that many threads (PIL releases the GIL while decoding and resizing); the
+    result does not depend on it.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -71,13 +74,19 @@ def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class
         labels += [c] * len(fs)
     if not files:
         raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) found under {root}")
-    x = np.stack([_load_image(f, resolution, crop_pct) for f in files])
+    if workers and workers > 0 and len(files) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(int(workers)) as pool:
+            x = np.stack(list(pool.map(lambda f: _load_image(f, resolution, crop_pct), files, chunksize=64)))
+    else:
+        x = np.stack([_load_image(f, resolution, crop_pct) for f in files])
     return ImageSet(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(labels, dtype=torch.int64),
                     list(classes), name or root.name, meta={"root": str(root), "files": [str(f) for f in files]})
 
 
 def load_ninco(root=None, resolution: int = 224, crop_pct: float = 0.875, parts=("ninco", "unit_tests", "popular"),
-               max_per_class: Optional[int] = None) -> dict:
+               max_per_class: Optional[int] = None, workers: int = 0) -> dict:
     """NINCO's three parts as ImageSets: ``ninco`` (64 OOD classes, y = class index), ``unit_tests``
     (``{test: uint8 tensor}``) and ``popular`` (``{dataset: ImageSet}``, cleaned subsamples)."""
     from ..config import data_root
@@ -91,12 +100,13 @@ def load_ninco(root=None, resolution: int = 224, crop_pct: float = 0.875, parts=
         if not d.is_dir():
             raise FileNotFoundError(f"NINCO part {part!r} not found at {d}: " + _FETCH_HINT.format(root=root))
         if part == "ninco":
-            out[part] = load_imagefolder(d, resolution, crop_pct, max_per_class=max_per_class, name="ninco")
+            out[part] = load_imagefolder(d, resolution, crop_pct, max_per_class=max_per_class, name="ninco",
+                                         workers=workers)
         else:
             sets = {}
             for sub in sorted(p for p in d.iterdir() if p.is_dir()):
                 s = load_imagefolder(sub.parent, resolution, crop_pct, class_names=[sub.name],
-                                     max_per_class=max_per_class, name=sub.name)
+                                     max_per_class=max_per_class, name=sub.name, workers=workers)
                 sets[sub.name] = s.x if part == "unit_tests" else s
             out[part] = sets
     return out

@@ -41,6 +41,7 @@ __all__ = [
     "NEAR_SHAPES",
     "FAR_TEXTURES",
     "CONTAMINATION",
+    "first_per_class",
 ]
 
 # Contamination flag values (per image) of the "popular dataset" analogues.
@@ -103,6 +104,10 @@ class ImageSet:
         counts = torch.bincount(self.y, minlength=len(self.class_names)).tolist()
         return dict(zip(self.class_names, counts))
 
+    def first_per_class(self, k: int = 1) -> tuple[torch.Tensor, list]:
+        """The first ``k`` images of every class (in class order) and their class names, for galleries."""
+        return first_per_class(self, k)
+
     def __fingerprint__(self) -> str:
         # lets repro.cache.fingerprint hash an ImageSet by content (memoised: tensors are not
         # mutated after construction in this suite)
@@ -113,6 +118,15 @@ class ImageSet:
             fp = fingerprint((self.x, self.y, list(self.class_names), self.name, self.flags))
             self._fp = fp
         return fp
+
+
+def first_per_class(s: ImageSet, k: int = 1) -> tuple[torch.Tensor, list]:
+    """The first ``k`` images of every class of ``s`` (classes in index order; a class with fewer
+    images gives what it has) as ``(uint8 [n, 3, H, W], [class name per image])``."""
+    if int(k) < 1:
+        raise ValueError(f"k must be >= 1 images per class, got {k}")
+    idx = [int(i) for c in range(len(s.class_names)) for i in torch.nonzero(s.y == c).flatten()[: int(k)]]
+    return s.x[idx], [s.class_names[int(s.y[i])] for i in idx]
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -438,6 +452,11 @@ class World:
     ``near`` / ``far``: look-alike shapes / objectless textures;
     ``pop_<name>`` and ``pop_<name>_clean``: popular-dataset analogues with contamination
     flags (0 clean, 1 categorical, 2 incidental) and their cleaned versions.
+
+    The ``full`` profile builds the same object from image folders
+    (:func:`repro.ood.benchmark.load_ood_benchmark`): ``source`` is then ``"imagefolder"``, the
+    OOD sets are NINCO and its cleaned popular-dataset subsamples (``pop_<name>_clean``, no
+    flags), and ``unit_tests`` holds the unit-test images shipped with NINCO.
     """
 
     id_train: ImageSet
@@ -447,6 +466,8 @@ class World:
     seed: int
     resolution: int
     params: dict
+    unit_tests: Optional[dict] = None
+    source: str = "generated"
 
     @property
     def num_classes(self) -> int:
@@ -457,13 +478,19 @@ class World:
         return list(self.id_train.class_names)
 
     def __fingerprint__(self) -> str:
-        # a world is a pure function of (generator version, seed, resolution, params)
         from ..cache import fingerprint
 
-        return fingerprint(("World", WORLD_VERSION, self.seed, self.resolution, self.params))
+        if self.source == "generated":
+            # a generated world is a pure function of (generator version, seed, resolution, params)
+            return fingerprint(("World", WORLD_VERSION, self.seed, self.resolution, self.params))
+        return fingerprint(("World", self.source, self.id_train, self.id_val, self.id_test,
+                            sorted(self.ood.items()), sorted((self.unit_tests or {}).items())))
 
     def popular(self, name: str, n: int, p: float, incidental_share: float = 0.5, seed: int = 0) -> ImageSet:
         """A fresh popular-dataset analogue with ID fraction ``p`` (see ``make_popular``)."""
+        if self.source != "generated":
+            raise ValueError(f"popular-dataset analogues with a controlled ID fraction exist only in the generated "
+                             f"world; this world was loaded from {self.source} (no per-image contamination flags)")
         return make_popular(name, n=n, p=p, incidental_share=incidental_share, res=self.resolution,
                             seed=zlib.crc32(f"{self.seed}/{seed}/{name}".encode()), **self._nuisance())
 
