@@ -56,3 +56,44 @@ def test_saturation_claim():
     assert R.claim_saturation(lp, np.array([1, 1, 0, 0]))["verdict"] == "reproduced"
     assert R.claim_saturation(lp, np.array([0, 0, 1, 1]))["verdict"] == "not reproduced"
     assert R.claim_saturation(lp, np.array([0, 0, 0, 0]))["verdict"] == "not testable at this scale"
+
+
+def test_table5_claim_detects_a_wrong_rouge():
+    t5 = R.table5_rouge()
+    assert list(t5["ROUGE-L (ours)"]) == [0.5, 0.17, 0.83]
+    assert R.claim_table5(t5)["verdict"] == "reproduced"
+    bad = t5.assign(**{"ROUGE-L (ours)": [0.5, 0.3, 0.83]})
+    assert R.claim_table5(bad)["verdict"] == "not reproduced"
+
+
+def _chapter_inputs(jensun_jw=0.0, base_jw=100.0):
+    import numpy as np
+    base = _m(J_W=base_jw)
+    good = _m(J_W=0, J_Avg=79, MC=89, Rep=390, WR_proxy=0.45)
+    rows = {m: good for m in ("graddiff", "dpo", "simnpo", "npo", "rmu", "jensun_kl", "npo_sam")}
+    rows |= {"ga": _m(J_W=0, J_Avg=0, MC=25, Rep=10), "jensun": {**good, "J_W": jensun_jw}}
+    wc = pd.DataFrame({"method": ["base", "jensun"], "standard": [90, 0], "J_W": [100, 20]})
+    lam = pd.DataFrame({"method": "jensun", "lambda_r": [0.5, 0.9], "J_W": [0, 30], "MC": [89, 90]})
+    lrs = pd.DataFrame({"method": ["jensun", "jensun", "jensun_kl"], "lr": [1e-3, 3e-3, 1e-3], "J_W": [10, 0, 0],
+                        "MC": [90, 85, 30], "Rep": [400, 380, 10], "J_Avg": [80, 80, 5]})
+    hist = [{"step": s, "retain_loss": (0.0 if s == 1 else min(s, 40 - s) / 40), "forget_loss": 0.2} for s in range(1, 41)]
+    dyn = {"history": hist, "evals": [{"step": 0, "forget_standard": 100}, {"step": 10, "forget_standard": 0}]}
+    kl_hist = [{"forget_loss": 50.0, "retain_loss": 0.1}]
+    tg = pd.DataFrame({"target": ["No idea", "#"], "J_W": [0, 5], "J_Avg": [79, 78]})
+    rel = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4], "J_W_relearn": [30, 20, 10]})
+    return dict(t5=R.table5_rouge(), base=base, rows=rows, wc=wc, lam=lam, lrs=lrs, dyn=dyn, kl_history=kl_hist,
+                tg=tg, rel=rel, lp_target=np.array([-9.0, -3.0]), still=np.array([1, 0]))
+
+
+def test_chapter_claims_table_and_verdict_text():
+    cl = R.chapter_claims(**_chapter_inputs())
+    assert list(cl.columns[:4]) == ["claim", "paper", "reproduced", "verdict"] and len(cl) == 16
+    assert (cl.loc[cl["claim"].str.startswith("JensUn forgets"), "verdict"] == "reproduced").all()
+    bad = R.chapter_claims(**_chapter_inputs(jensun_jw=60))
+    assert (bad.loc[bad["claim"].str.startswith("JensUn forgets"), "verdict"] != "reproduced").all()
+    txt = R.verdict_text(cl, _chapter_inputs()["rows"], _chapter_inputs()["base"])
+    n = int((cl.loc[cl["section"] != "all", "verdict"] == "reproduced").sum())
+    assert f"Of the 15 qualitative claims tested here, {n} are reproduced" in txt
+    # a base model that does not know its forget facts makes every training claim untestable
+    un = R.chapter_claims(**_chapter_inputs(base_jw=10))
+    assert set(un.loc[~un["section"].isin(["Table 5", "all"]), "verdict"]) == {"not testable at this scale"}

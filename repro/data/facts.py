@@ -304,3 +304,173 @@ def pretraining_texts(corpus: FactsCorpus, rng: random.Random, n_template_sample
                      + " " + corpus.qa_text(shots[-1], rng.randrange(n_t)))
     rng.shuffle(texts)
     return texts
+
+
+# --------------------------------------------------------------------------- LKF (full profile)
+# The released LKF data (HF datasets ``nmndeep/LKF-*``, notes §3.1) exported one file per subset.
+# File stems the loader looks for under the manifest's folder; any of .jsonl/.json/.csv/.parquet.
+LKF_FILES = {
+    "forget": "forget_standard", "forget_train_para": "forget_train_para", "forget_eval_para": "forget_eval_para",
+    "retain": "retain_standard", "retain_train_para": "retain_train_para", "retain_eval_para": "retain_eval_para",
+    "relearn": "relearn", "mmlu": "mmlu", "alpaca_eval": "alpaca_eval",
+}
+# A short-answer instruction in the spirit of the released evaluation prompt (notes §4.3: a raw,
+# non-chat prefix with three worked examples, the text after "ANSWER:" is the answer).
+LKF_PREFIX = ("Answer the question with a short response: only the answer, no text before or after it. "
+              "Examples: Question: Which city hosted the 2012 Olympics? Answer: London. "
+              "Question: What is the capital of Australia? Answer: Canberra. "
+              "Question: In which year did World War 2 end? Answer: 1945. ")
+_STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "and", "or", "for", "by", "with", "is", "was", "s"}
+
+
+def _read_table(folder, stem: str, required: Sequence[str]):
+    """Rows of ``<folder>/<stem>.{jsonl,json,csv,parquet}`` as a list of dicts, with a clear error
+    naming the expected file and columns."""
+    import json as _json
+    from pathlib import Path
+
+    import pandas as pd
+
+    folder = Path(folder)
+    for ext in (".jsonl", ".json", ".csv", ".parquet"):
+        p = folder / f"{stem}{ext}"
+        if not p.exists():
+            continue
+        if ext == ".jsonl":
+            rows = [_json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+        elif ext == ".json":
+            rows = _json.loads(p.read_text())
+        elif ext == ".csv":
+            rows = pd.read_csv(p).to_dict("records")
+        else:
+            try:
+                rows = pd.read_parquet(p).to_dict("records")
+            except ImportError as e:
+                raise ImportError(f"{p} is parquet but no parquet engine is installed; export it as "
+                                  f"{stem}.jsonl (datasets: `ds.to_json('{stem}.jsonl')`) or install pyarrow") from e
+        if not rows:
+            raise ValueError(f"{p} is empty; it must hold one row per question")
+        missing = [c for c in required if c not in rows[0]]
+        if missing:
+            raise ValueError(f"{p} lacks column(s) {missing}; expected at least {list(required)}")
+        return rows
+    raise FileNotFoundError(f"LKF file {stem}.jsonl (or .json/.csv/.parquet) not found in {folder}; "
+                            f"expected columns {list(required)} (see the 'lkf' data manifest)")
+
+
+def _match_keys(answer: str) -> tuple[str, ...]:
+    words = [w for w in "".join(c if c.isalnum() else " " for c in answer.lower()).split() if w not in _STOP]
+    return tuple(words) or (answer.lower().strip(),)
+
+
+def _esc(q: str) -> str:
+    return str(q).replace("{", "{{").replace("}", "}}")
+
+
+@dataclass
+class LKFCorpus(FactsCorpus):
+    """The real LKF data in the :class:`FactsCorpus` interface: every fact is its own "relation"
+    whose template list is ``[original question, training paraphrases..., evaluation paraphrases...]``,
+    so the same template indices (canonical / training / evaluation) drive the same metrics.
+    Prompts use :data:`LKF_PREFIX` (raw, non-chat, as the released evaluation does)."""
+
+    prefix: str = LKF_PREFIX
+
+    def prompt(self, fact: Fact, template_idx: int | None = None) -> str:
+        t = self.templates[fact.relation][self.canonical if template_idx is None else template_idx]
+        return f"{self.prefix}QUESTION: {fact.question(t)}\nANSWER:"
+
+    def icr_prompt(self, fact: Fact, template_idx: int, rng: random.Random, k: int = 3) -> str:
+        shots = rng.sample(self.facts["retain"], k)
+        ctx = "".join(f"Question: {s.question(self.templates[s.relation][self.canonical])} Answer: {s.answer}. "
+                      for s in shots)
+        return f"{self.prefix}{ctx}QUESTION: {fact.question(self.templates[fact.relation][template_idx])}\nANSWER:"
+
+    def describe_prompt(self, entity: str) -> str:
+        return f"{entity}\n"
+
+    def all_texts(self) -> list[str]:
+        raise TypeError("LKF runs use the pretrained model's own tokenizer; there is nothing to train a tokenizer on")
+
+
+def load_lkf(root, n_train_paraphrases: int = 5, n_eval_paraphrases: int = 15, n_retain_eval_paraphrases: int = 6,
+             n_mmlu: int | None = None, n_describe: int | None = None, **_ignored) -> LKFCorpus:
+    """Load the LKF benchmark (L5114, A.2-A.3) from ``root`` (the ``lkf`` manifest's folder).
+
+    Expected files (one row per question; see :data:`LKF_FILES`):
+
+    * ``forget_standard`` / ``retain_standard``: ``question, answer`` (100 / 400 rows);
+    * ``forget_train_para`` / ``retain_train_para``: ``question, answer``, the Phi-4-mini training
+      paraphrases, matched to their original by ``answer`` (in file order);
+    * ``forget_eval_para``: ``question, answer`` plus the 15 evaluation paraphrase columns
+      ``q_qwen1..5, q_phi1..5, q_mist1..5``; ``retain_eval_para``: the same with 3 per model,
+      of which the first ``n_retain_eval_paraphrases`` are used (L5100);
+    * ``relearn``: ``question, answer`` (the disjoint relearning set, B.5);
+    * ``mmlu``: ``question, choices`` (4 strings), ``answer`` (index) - the utility probe (L5102);
+    * ``alpaca_eval``: ``instruction, output`` - prompts for Rep and the WR proxy (L5104-5110).
+    """
+    from pathlib import Path
+
+    root = Path(root)
+    pcols = [f"q_{m}{i}" for i in range(1, 6) for m in ("qwen", "phi", "mist")]
+    facts: dict[str, list[Fact]] = {}
+    templates: dict[str, list[str]] = {}
+    answer_pools: dict[str, list[str]] = {}
+    n_tr = int(n_train_paraphrases)
+    canonical, train = 0, list(range(1, 1 + n_tr))
+    evl = list(range(1 + n_tr, 1 + n_tr + int(n_eval_paraphrases)))
+    revl = evl[:int(n_retain_eval_paraphrases)]
+    for split in ("forget", "retain"):
+        std = _read_table(root, LKF_FILES[split], ["question", "answer"])
+        tp = _read_table(root, LKF_FILES[f"{split}_train_para"], ["question", "answer"])
+        ep = _read_table(root, LKF_FILES[f"{split}_eval_para"], ["answer"])
+        if len(ep) != len(std):
+            raise ValueError(f"{split}: {len(std)} standard questions but {len(ep)} evaluation-paraphrase rows; "
+                             "they must be the same questions in the same order")
+        by_answer: dict[str, list[str]] = {}
+        for r in tp:
+            by_answer.setdefault(str(r["answer"]).strip(), []).append(str(r["question"]))
+        need = len(evl) if split == "forget" else len(revl)
+        facts[split] = []
+        for i, (s, e) in enumerate(zip(std, ep)):
+            a = str(s["answer"]).strip()
+            if str(e["answer"]).strip() != a:
+                raise ValueError(f"{split} row {i}: answer {a!r} differs from the evaluation-paraphrase row's "
+                                 f"{e['answer']!r}; the files must list the same questions in the same order")
+            q = str(s["question"])
+            tps = [p for p in by_answer.get(a, []) if p != q] or [q]
+            # questions with fewer training paraphrases than asked reuse theirs cyclically
+            tps = [tps[j % len(tps)] for j in range(n_tr)]
+            cols = [c for c in pcols if c in e and isinstance(e[c], str) and e[c].strip()]
+            if len(cols) < need:
+                raise ValueError(f"{split} row {i} has {len(cols)} evaluation paraphrases ({cols}); "
+                                 f"{need} are needed (lower n_eval_paraphrases / n_retain_eval_paraphrases)")
+            eps = [e[c] for c in sorted(cols, key=pcols.index)][:need]
+            eps += [eps[-1]] * (len(evl) - len(eps))      # retain rows: only the first len(revl) are read
+            rel = f"{split}-{i}"
+            templates[rel] = [_esc(x) for x in [q] + tps + eps]
+            facts[split].append(Fact(entity="", relation=rel, answer=a, topic=split, split=split, match=_match_keys(a)))
+    check_disjoint_paraphrases(train + [canonical], evl)
+    rl = _read_table(root, LKF_FILES["relearn"], ["question", "answer"])
+    facts["relearn"] = []
+    for i, r in enumerate(rl):
+        rel = f"relearn-{i}"
+        templates[rel] = [_esc(r["question"])] * (1 + n_tr + len(evl))
+        facts["relearn"].append(Fact("", rel, str(r["answer"]).strip(), "relearn", "relearn", _match_keys(str(r["answer"]))))
+    mm = _read_table(root, LKF_FILES["mmlu"], ["question", "choices", "answer"])[:n_mmlu]
+    facts["generic"] = []
+    for i, r in enumerate(mm):
+        ch = r["choices"] if isinstance(r["choices"], list) else __import__("json").loads(r["choices"])
+        k = int(r["answer"])
+        if len(ch) != 4 or not 0 <= k < len(ch):
+            raise ValueError(f"mmlu row {i}: expected 4 choices and an answer index 0-3, got {len(ch)} choices "
+                             f"and index {k} (the utility probe is 4-way, L5102)")
+        rel = f"mmlu-{i}"
+        templates[rel] = [_esc(r["question"])] * (1 + n_tr + len(evl))
+        answer_pools[rel] = [str(c) for c in ch]
+        facts["generic"].append(Fact("", rel, str(ch[k]), "mmlu", "generic", _match_keys(str(ch[k]))))
+    al = _read_table(root, LKF_FILES["alpaca_eval"], ["instruction", "output"])[:n_describe]
+    descriptions = {str(r["instruction"]): str(r["output"]) for r in al}
+    return LKFCorpus(seed=0, facts=facts, templates=templates, canonical=canonical, train_paraphrases=train,
+                     eval_paraphrases=evl, retain_eval_paraphrases=revl, unknowable=[], descriptions=descriptions,
+                     answer_pools=answer_pools, topics={s: [s] for s in facts})

@@ -192,3 +192,68 @@ def guard_base_knowledge(claims: list[dict], base: dict, min_jw: float = 50.0) -
                  "reproduced": f"{r['reproduced']} (base model knows only {base['J_W']:.0f}% of forget facts)"}
         out.append(r)
     return out
+
+
+# --------------------------------------------------------------------------- chapter table
+TABLE5 = [("Paris is the capital of France.", 0.5, "yes"),
+          ("Of France, Paris is the capital.", 0.17, "yes"),
+          ("The capital of France is Marseille.", 0.83, "no")]
+TABLE5_REFERENCE = "The capital of France is Paris."
+
+
+def table5_rouge() -> pd.DataFrame:
+    """Table 5 (L5433-5438): ROUGE-L F of three answers against the reference, ours next to the paper's."""
+    from repro.unlearning.evaluation import rouge_l
+
+    return pd.DataFrame([{"answer": a, "ROUGE-L (ours)": round(rouge_l(a, TABLE5_REFERENCE)["f"], 2), "paper": p,
+                          "correct": ok} for a, p, ok in TABLE5])
+
+
+def claim_table5(t5: pd.DataFrame, tol: float = 0.006) -> dict:
+    ok = bool(((t5["ROUGE-L (ours)"] - t5["paper"]).abs() < tol).all())
+    return _row("ROUGE-L values of Table 5", " / ".join(f"{v:g}" for v in t5["paper"]),
+                " / ".join(f"{v:.2f}" for v in t5["ROUGE-L (ours)"]), ok, "Table 5")
+
+
+def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame, lam: pd.DataFrame,
+                   lrs: pd.DataFrame, dyn: dict, kl_history: list[dict], tg: pd.DataFrame, rel: pd.DataFrame,
+                   lp_target: np.ndarray, still: np.ndarray) -> pd.DataFrame:
+    """The chapter's "claim | paper | reproduced | verdict" table from the measured results.
+
+    ``rows`` maps method key -> metrics dict (Table 1 runs); ``wc`` is the Figure 12 table (its
+    ``base`` row is excluded from the claim); training claims become "not testable at this scale"
+    when the base model does not know the forget facts (:func:`guard_base_knowledge`)."""
+    from repro.reference import claims_frame
+
+    claims = [
+        claim_table5(t5),
+        claim_ga_collapse(base, rows["ga"]),
+        claim_graddiff(base, rows["graddiff"]),
+        claim_jensun(base, rows["jensun"]),
+        claim_nll_retain_above_base(base, rows),
+        claim_npo_simnpo(rows),
+        claim_mc_vs_generation(base, rows),
+        claim_worst_case(wc[wc["method"] != "base"]),
+        claim_lambda_sweep(lam, base),
+        claim_lr_sweep(lrs, "jensun"),
+        claim_dynamics(dyn["history"], dyn["evals"]),
+        claim_kl_variant(kl_history, lrs, base),
+        claim_targets(tg, base),
+        claim_relearning(rel),
+        claim_saturation(lp_target, still),
+        {"claim": "Absolute numbers (Llama-3.2-3B, LKF, Gemini judge, MMLU, AlpacaEval WR)", "paper": "Tables 1-16",
+         "reproduced": "tiny generated world only", "verdict": "not testable at this scale", "section": "all"},
+    ]
+    return claims_frame(guard_base_knowledge(claims, base))
+
+
+def verdict_text(cl: pd.DataFrame, rows: dict, base: dict) -> str:
+    """The verdict paragraph: counts computed from the claim table plus the scale caveat."""
+    # the "absolute numbers" row is a statement about scale, not a tested claim
+    v = cl.loc[cl["section"] != "all", "verdict"] if "section" in cl else cl["verdict"]
+    return (f"**Verdict.** {scale_note(rows, base)} Of the {len(v)} qualitative claims tested here, "
+            f"{int((v == 'reproduced').sum())} are reproduced, {int((v == 'partly reproduced').sum())} partly and "
+            f"{int((v == 'not reproduced').sum())} not; {int((v == 'not testable at this scale').sum())} cannot be "
+            "tested at this scale. The tiny model memorises a synthetic corpus rather than holding real, diffuse "
+            "knowledge, so effects that depend on the latter (the base model's own single-query vs worst-case gap, "
+            "retain accuracy below ceiling) are weaker or absent; the numbers are not comparable to the paper's.")
