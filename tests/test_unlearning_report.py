@@ -97,3 +97,12 @@ def test_chapter_claims_table_and_verdict_text():
     # a base model that does not know its forget facts makes every training claim untestable
     un = R.chapter_claims(**_chapter_inputs(base_jw=10))
     assert set(un.loc[~un["section"].isin(["Table 5", "all"]), "verdict"]) == {"not testable at this scale"}
+
+
+def test_absolute_claim_for_the_full_profile():
+    side = pd.DataFrame({"method": ["Original", "JensUn", "GradDiff"], "J_W": [70.0, 3.0, 1.0],
+                         "J_Avg": [50.0, 49.0, 60.0], "J_W (paper)": [76.0, 0.0, 2.0], "J_Avg (paper)": [52.6, 52.3, 63.8]})
+    assert R.claim_absolute(side)["verdict"] == "reproduced"
+    assert R.claim_absolute(side.assign(J_W=[20.0, 3.0, 1.0]))["verdict"] == "not reproduced"
+    cl = R.chapter_claims(**_chapter_inputs(), side=side, real_data=True)
+    assert cl.iloc[-1]["verdict"] == "reproduced" and "Original: 76.0 / 52.6" in cl.iloc[-1]["paper"]

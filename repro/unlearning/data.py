@@ -39,9 +39,19 @@ class Encoded:
         return dict(input_ids=self.input_ids, attention_mask=self.attention_mask)
 
 
+def resolve_target(tokenizer, target: str) -> str:
+    """The target with the symbolic end-of-sequence marker ``<eos>`` ('No idea<eos>', Figure 14's
+    'No idea <EOT>') replaced by the tokenizer's own eos token (``<|eot_id|>``-style for Llama-3)."""
+    from repro.data.facts import EOS
+
+    if EOS in target and tokenizer.eos_token and tokenizer.eos_token != EOS:
+        return target.replace(EOS, tokenizer.eos_token)
+    return target
+
+
 def target_ids(tokenizer, target: str) -> list[int]:
     """Token ids of the fixed forget target (e.g. 'No idea'); an empty tokenisation is an error."""
-    ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(resolve_target(tokenizer, target), add_special_tokens=False)["input_ids"]
     if len(ids) == 0:
         raise ValueError(
             f"the target string {target!r} tokenizes to nothing with this tokenizer, so the JensUn forget "
@@ -57,8 +67,10 @@ def encode_qa(tokenizer, prompts: Sequence[str], answers: Sequence[str], add_eos
     if len(prompts) == 0:
         raise ValueError("empty QA set: unlearning needs at least one forget (and retain) example")
     rows, labs = [], []
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     for p, a in zip(prompts, answers):
-        pi = tokenizer(p, add_special_tokens=False)["input_ids"]
+        # Llama-3/Phi-3 are trained with a leading BOS; the tiny word-level tokenizer has none
+        pi = bos + tokenizer(p, add_special_tokens=False)["input_ids"]
         ai = tokenizer(" " + a if not a.startswith(" ") else a, add_special_tokens=False)["input_ids"]
         if add_eos:
             ai = ai + [tokenizer.eos_token_id]
@@ -99,14 +111,13 @@ def make_unlearn_sets(tokenizer, forget: Sequence[tuple[str, str]], retain: Sequ
         raise ValueError("the retain set is empty; every loss here except GA needs retain data "
                          "(pass retain pairs, or use GA with lambda_r=0 and a dummy retain pair)")
     t_ids = target_ids(tokenizer, target)
-    eos_in_target = tokenizer.eos_token in target
+    target = resolve_target(tokenizer, target)
     fp, fa = zip(*forget)
     rp, ra = zip(*retain)
     return UnlearnSets(
         forget=encode_qa(tokenizer, fp, fa),
         # no extra eos after the target: Eq. 4 sums over the target's own tokens ('No idea<eos>'
         # is the variant that includes it, Figure 14)
-        forget_target=encode_qa(tokenizer, fp, [target] * len(fp), add_eos=False) if not eos_in_target
-        else encode_qa(tokenizer, fp, [target] * len(fp), add_eos=False),
+        forget_target=encode_qa(tokenizer, fp, [target] * len(fp), add_eos=False),
         retain=encode_qa(tokenizer, rp, ra),
         target=target, target_ids=t_ids)

@@ -37,7 +37,8 @@ _WORD = re.compile(r"[^\w\s]")
 def encode_left(tokenizer, prompts: Sequence[str], device=None) -> dict:
     """Left-padded batch (generation appends on the right)."""
     check_tokenizer(tokenizer)
-    rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    rows = [bos + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     T = max(map(len, rows))
     ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), T), dtype=torch.long)

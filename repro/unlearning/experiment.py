@@ -160,8 +160,11 @@ def evaluate_model(world: World, model) -> dict:
     """Forget (standard, J_P, J_ICR, J_W), retain J_Avg, MC utility, Rep, WR proxy (all in §4 units)."""
     ec, c = world.cfg["eval"], world.corpus
     t0 = time.perf_counter()
-    fr = E.evaluate_forget(model, world.tokenizer, c, c.facts["forget"], world.judge, n_icr=ec.get("n_icr"), seed=0)
-    ret = E.evaluate_retain(model, world.tokenizer, c, c.facts["retain"], world.judge)
+    # answers are a word or two; the paper caps generations at 50 tokens (L5375), set as answer_tokens in full
+    nt = ec.get("answer_tokens", 5)
+    fr = E.evaluate_forget(model, world.tokenizer, c, c.facts["forget"], world.judge, n_icr=ec.get("n_icr"), seed=0,
+                           max_new_tokens=nt)
+    ret = E.evaluate_retain(model, world.tokenizer, c, c.facts["retain"], world.judge, max_new_tokens=nt)
     mc = E.mc_accuracy(model, world.tokenizer, E.mc_items(c, c.facts["generic"], seed=0))
     gen = describe(world, model)
     refs = list(c.descriptions.values())[: len(gen)]
@@ -306,6 +309,13 @@ def world_summary(world: World) -> tuple[pd.DataFrame, str]:
     return sizes, line
 
 
+def real_data(world: World) -> bool:
+    """True when the world is the real LKF benchmark (``full``), not the generated corpus."""
+    from repro.data.facts import LKFCorpus
+
+    return isinstance(world.corpus, LKFCorpus)
+
+
 def base_row(world: World) -> dict:
     return {k: world.base_metrics[k] for k in METRICS}
 
@@ -376,7 +386,11 @@ def lr_sweep(world: World, seed: int = 0) -> tuple[pd.DataFrame, dict]:
             h = pd.DataFrame(r["history"])
             rows.append({"method": m, "lr": v, **{k: r["metrics"][k] for k in METRICS},
                          "mean forget loss": h["forget_loss"].mean(), "mean retain loss": h["retain_loss"].mean()})
-    return pd.DataFrame(rows), runs
+    df = pd.DataFrame(rows)
+    # round the measurements, never the LR column (paper-scale LRs are 5e-06)
+    cols = [c for c in df.columns if c not in ("method", "lr")]
+    df[cols] = df[cols].round(3)
+    return df, runs
 
 
 def dynamics(world: World, seed: int = 0) -> dict:
