@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import PROFILES, check_profile, project_root, results_root
+from .config import PROFILES, chapter_sort_key, check_profile, project_root, results_root
 
 BOOK_SRC_FILES = ("_config.yml", "_toc.yml", "references.bib")
 
 
 def notebook_paths(root: Path | None = None) -> list[Path]:
     root = Path(root or project_root())
-    return sorted((root / "notebooks").glob("*.ipynb"))
+    return sorted((root / "notebooks").glob("*.ipynb"), key=lambda p: chapter_sort_key(p.stem))
 
 
 def chapter_of(nb: Path) -> str:
@@ -146,7 +146,7 @@ def glance_markdown(profile: str, results: Path | None = None) -> str:
         return ""
     nbs = {chapter_of(n): n for n in notebook_paths()}
     rows = []
-    for ch, g in df.groupby("chapter", sort=True):
+    for ch, g in sorted(df.groupby("chapter"), key=lambda kv: chapter_sort_key(kv[0])):
         counts = g["verdict"].value_counts()
         nb = nbs.get(ch)
         rows.append({"chapter": f"{{doc}}`{notebook_title(nb)} <chapters/{nb.stem}>`" if nb else ch,
@@ -173,7 +173,7 @@ def summary_markdown(profile: str, results: Path | None = None) -> str:
     lines.append("**Verdicts:** " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "")
     lines.append("")
     nbs = {chapter_of(n): n for n in notebook_paths()}
-    for ch, g in df.groupby("chapter", sort=True):
+    for ch, g in sorted(df.groupby("chapter"), key=lambda kv: chapter_sort_key(kv[0])):
         nb = nbs.get(ch)
         if nb is None:
             lines += [f"## {ch}", ""]

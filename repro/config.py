@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,15 @@ def check_profile(profile: str) -> str:
     return profile
 
 
+def chapter_sort_key(name: str) -> tuple:
+    """Book order: numbered chapters by number (ch3 < ch10), then appendices and others by name."""
+    m = re.fullmatch(r"ch(\d+)", name.split("_")[0])
+    return (0, int(m.group(1)), name) if m else (1, 0, name)
+
+
 def chapters() -> list[str]:
-    """Chapters that have a profile file, in order (ch3, ch4, ...)."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    """Chapters that have a profile file, in book order (ch3, ch4, ..., then appendix)."""
+    return sorted((p.stem for p in PROFILE_DIR.glob("*.yaml")), key=chapter_sort_key)
 
 
 def profile_path(chapter: str) -> Path:

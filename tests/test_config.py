@@ -89,3 +89,11 @@ def test_provenance_names_the_profile_file_used(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_PROFILE_DIR", str(tmp_path))
     prov = Provenance(chapter="ch3", profile="smoke", seed=0, device="cpu")
     assert prov.profile_file == str(tmp_path / "ch3.yaml") and str(tmp_path) in prov.markdown()
+
+
+def test_chapters_in_book_order():
+    from repro import config
+
+    assert sorted(["appendix", "ch10", "ch3", "ch7"], key=config.chapter_sort_key) == ["ch3", "ch7", "ch10", "appendix"]
+    chs = config.chapters()
+    assert chs.index("ch3") < chs.index("ch7") and chs == sorted(chs, key=config.chapter_sort_key)
