@@ -231,3 +231,21 @@ def test_figures_build_from_diagnostics():
     for f in figs:
         assert f.axes
         plt.close(f)
+
+
+def test_diagnostic_figure_data_matches_the_single_functions():
+    rng = np.random.default_rng(15)
+    x, y, _, _ = gaussian_classes(rng, n=60, scales=[1, 2, 1, 3])
+    d = G.diagnostic_figure_data(x, y, n_qq_random=2, seed=3)
+    assert set(d) == {"norms", "qq", "ratios"}
+    assert set(d["qq"]) == set(d["ratios"]) == {"random1", "random2", "top eigendirection", "small eigendirection"}
+    dirs = G.qq_directions(G.fit_class_gaussians(x, y), n_random=2, seed=3)
+    np.testing.assert_allclose(d["ratios"]["top eigendirection"]["unnormalised"],
+                               G.class_variance_ratios(x, y, dirs["top eigendirection"]))
+    dirs_n = G.qq_directions(G.fit_class_gaussians(x, y, normalize=True), n_random=2, seed=3)
+    np.testing.assert_allclose(d["qq"]["random2"]["normalised"][1],
+                               G.qq_data(x, y, dirs_n["random2"], normalize=True)[1])
+    np.testing.assert_allclose(d["norms"]["l2-normalised"]["real"][0], 1.0)
+    # scales differ per class, so the real norms spread more than the shared-covariance Gaussian allows
+    t = d["norms"]["unnormalised"]["table"]
+    assert not np.allclose(t.real_cv, t.sampled_cv)

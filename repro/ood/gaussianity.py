@@ -15,6 +15,7 @@ without the l2 normalisation of Mahalanobis++ (Eq. 6, L2378):
 - :func:`deviation_score` -- the variance-alignment deviation of Eq. 5 (L2350-2354, derivation
   App. C L2692-2722; M-Tab. 1 and M-Tab. 7), with :func:`expected_squared_projection`,
 - :func:`class_variance_ratios` -- class variance / shared variance along one direction (M-Fig. 11),
+- :func:`diagnostic_figure_data` -- the data of the three per-model figures above, raw and normalised,
 - :func:`rejected_classes` -- distinct ID classes among the samples rejected at 95 % TPR (L2390),
 - :func:`norm_confound` -- correlation of the feature norm with scores, confidence and correctness
   (Fig. 4.3 / M-Fig. 5, M-Fig. 7),
@@ -324,6 +325,26 @@ def class_variance_ratios(features, labels, direction, normalize: bool = False) 
     shared = u @ fit.cov @ u
     p = x @ u
     return np.array([p[y == c].var() for c in classes]) / shared
+
+
+def diagnostic_figure_data(features, labels, n_qq_random: int = 1, n_per_class=None, seed: int = 0) -> dict:
+    """Everything the per-model diagnostic figures of Sec. 3 need, raw and l2-normalised:
+
+    ``norms``: {"unnormalised", "l2-normalised"} -> :func:`norm_comparison` (Fig. 4.1 / M-Fig. 3, 8);
+    ``qq``: {direction: {"unnormalised", "normalised"} -> :func:`qq_data`} (Fig. 4.2 / M-Fig. 4, 9);
+    ``ratios``: {direction: {...} -> :func:`class_variance_ratios`} (M-Fig. 11). The directions
+    (:func:`qq_directions`) come from the shared covariance of the raw resp. normalised features.
+    """
+    x, y, _ = _features_labels(features, labels)
+    norms = {"unnormalised": norm_comparison(x, y, n_per_class=n_per_class, seed=seed),
+             "l2-normalised": norm_comparison(x, y, normalize=True, n_per_class=n_per_class, seed=seed)}
+    dirs = qq_directions(fit_class_gaussians(x, y), n_random=n_qq_random, seed=seed)
+    dirs_n = qq_directions(fit_class_gaussians(x, y, normalize=True), n_random=n_qq_random, seed=seed)
+    qq = {d: {"unnormalised": qq_data(x, y, dirs[d]), "normalised": qq_data(x, y, dirs_n[d], normalize=True)}
+          for d in dirs}
+    ratios = {d: {"unnormalised": class_variance_ratios(x, y, dirs[d]),
+                  "normalised": class_variance_ratios(x, y, dirs_n[d], normalize=True)} for d in dirs}
+    return dict(norms=norms, qq=qq, ratios=ratios)
 
 
 # --------------------------------------------------------------------------- rejected classes
