@@ -168,3 +168,18 @@ def test_full_profile_runs_end_to_end_on_standins(full_env):
     w2 = X.build_world(cfg, seed=0, device="cpu")
     assert w2.base_fp == w.base_fp
     assert X.run_unlearning(w2, "jensun", seed=0)["metrics"]["J_W"] == r["metrics"]["J_W"]
+
+
+def test_judge_from_profile(full_files):
+    from repro.unlearning import evaluation as E
+    from repro.unlearning import experiment as X
+
+    assert isinstance(X.make_judge({"name": "match"}), E.MatchJudge)
+    j = X.make_judge({"name": "hf", "model": str(full_files / "tiny-llama")})
+    assert isinstance(j, E.HFJudge)
+    assert j.judge(["q"], ["a"], ["a"]).shape == (1,)
+    assert isinstance(X.make_judge({"name": "openai", "base_url": "http://localhost:1/v1", "model": "m"}), E.OpenAIJudge)
+    with pytest.raises(ValueError, match="name"):
+        X.make_judge({"model": "x"})
+    with pytest.raises(ValueError, match="unknown judge"):
+        X.make_judge({"name": "gemini"})

@@ -91,6 +91,21 @@ def _model_fingerprint(mcfg: dict, model) -> str:
     return cache.fingerprint(model)
 
 
+def make_judge(jcfg: dict, device="cpu"):
+    """A judge from the profile: ``{name: match}``, ``{name: openai, base_url, model, api_key}`` or
+    ``{name: hf, model: <Hub id or saved directory>}`` (the local LLM is loaded with :func:`load_lm`)."""
+    jc = dict(jcfg)
+    name = jc.pop("name", None)
+    if name is None:
+        raise ValueError("judge config needs a 'name': one of 'match', 'openai', 'hf'")
+    if name == "hf":
+        if "model" not in jc:
+            raise ValueError("judge 'hf' needs 'model': a Hugging Face id or a save_pretrained directory")
+        m, tok = lmmod.load_lm(jc["model"], device=device, dtype=jc.get("dtype"), revision=jc.get("revision"))
+        return E.get_judge("hf", model=m, tokenizer=tok)
+    return E.get_judge(name, **jc)
+
+
 def build_world(cfg: dict, seed: int = 0, device: torch.device | str = "cpu", judge=None) -> World:
     """Corpus + tokenizer + pretrained tiny LM (cached) + base-model evaluation (cached).
 
@@ -104,8 +119,7 @@ def build_world(cfg: dict, seed: int = 0, device: torch.device | str = "cpu", ju
 def _build_world(cfg: dict, seed: int, device, judge) -> World:
     mcfg, pcfg = dict(cfg["model"]), dict(cfg.get("pretrain") or {})
     if judge is None and cfg.get("judge"):
-        jc = dict(cfg["judge"])
-        judge = E.get_judge(jc.pop("name"), **jc)
+        judge = make_judge(cfg["judge"], device)
     if mcfg.get("hf_id"):   # full profile: a real instruct LLM by HF id (+ revision) on the LKF data
         corpus = load_corpus(cfg, seed)
         base, tok = lmmod.load_lm(mcfg["hf_id"], device=device, dtype=mcfg.get("dtype", "bf16"),
