@@ -135,6 +135,20 @@ def test_knn_vs_bruteforce(data, k):
     np.testing.assert_allclose(fit("knn", data, k=k).score(data["ft"]), ref, atol=1e-5)
 
 
+def test_knn_faiss_returns_the_brute_force_neighbours(data):
+    z, q = norm(data["f"]), norm(data["ft"])
+    dist = np.sqrt(((q[:, None, :] - z[None]) ** 2).sum(-1))
+    ref_idx = np.argsort(dist, axis=1, kind="stable")[:, :10]
+    d, idx = fit("knn", data, k=10).kneighbors(data["ft"])
+    np.testing.assert_allclose(d, np.take_along_axis(dist, ref_idx, 1), atol=1e-5)
+    # same neighbours; a swap is only allowed between (float32-)tied distances
+    for i in range(len(q)):
+        if set(idx[i]) != set(ref_idx[i]):
+            gap = np.sort(dist[i])[10] - np.sort(dist[i])[9]
+            assert gap < 1e-5, (i, idx[i], ref_idx[i])
+    assert (idx == ref_idx).mean() > 0.99
+
+
 def test_knn_k_larger_than_bank(data):
     det = fit("knn", data, k=10_000)
     assert det.k_ == 400 and det.k == 10_000
@@ -183,3 +197,61 @@ def test_fit_needs_what_it_uses(data):
         get_detector("kl_matching").fit(None, None)
     with pytest.raises(ValueError, match="dimension"):
         fit("maha", data).score(data["ft"][:, :5])
+
+
+# ------------------------------------------------------------------ Mahalanobis bad input (issue 5)
+MAHA = ["maha", "maha_pp", "rmaha", "rmaha_pp"]
+
+
+@pytest.mark.parametrize("name", MAHA)
+def test_maha_singular_covariance_warns_and_uses_the_pseudo_inverse(data, name):
+    from repro.ood.detectors.mahalanobis import SingularCovarianceWarning
+
+    f, y = data["f"][:10], np.arange(10) % 2   # 10 samples in 2 classes, 12 dimensions: rank <= 8
+    with pytest.warns(SingularCovarianceWarning, match="rank .* < dimension 12.*10 training samples"):
+        det = get_detector(name).fit(f, None, y)
+    s = det.score(data["ft"])
+    assert np.isfinite(s).all()
+    if name == "maha":
+        mus = np.stack([f[y == c].mean(0) for c in range(2)])
+        P = np.linalg.pinv(np.cov((f - mus[y]).T, bias=True), rcond=1e-10, hermitian=True)
+        ref = -np.min([np.einsum("nd,de,ne->n", data["ft"] - m, P, data["ft"] - m) for m in mus], axis=0)
+        np.testing.assert_allclose(s, ref, rtol=1e-6)
+
+
+def test_maha_full_rank_covariance_does_not_warn(data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit("maha", data)
+
+
+@pytest.mark.parametrize("name", MAHA)
+def test_maha_missing_class_label_is_a_clear_error(data, name):
+    y = data["y"].copy()
+    y[y == 1] = 3
+    with pytest.raises(ValueError, match=r"class label\(s\) \[1\] are missing from train_labels"):
+        get_detector(name).fit(data["f"], None, y)
+    chunks = [(data["f"], data["y"])]
+    with pytest.raises(ValueError, match=r"\[4\] are missing"):
+        get_detector(name).fit_stream(chunks, num_classes=5)
+
+
+@pytest.mark.parametrize("name", ["maha_pp", "rmaha_pp"])
+def test_maha_pp_zero_norm_features_are_a_clear_error(data, name):
+    f = data["f"].copy()
+    f[5] = 0
+    with pytest.raises(ValueError, match="train_features: 1 row.*zero l2 norm"):
+        get_detector(name).fit(f, None, data["y"])
+    ft = data["ft"].copy()
+    ft[[0, 3]] = 0
+    with pytest.raises(ValueError, match="features: 2 row.*zero l2 norm"):
+        fit(name, data).score(ft)
+    fit("maha", data).score(ft)  # plain Maha has no normalisation: a zero vector is a valid input
+
+
+def test_maha_stream_chunks_with_other_dimension_are_a_clear_error(data):
+    chunks = [(data["f"][:100], data["y"][:100]), (data["f"][100:200, :-1], data["y"][100:200])]
+    with pytest.raises(ValueError, match="feature dimension 11, earlier chunks had 12"):
+        get_detector("maha").fit_stream(chunks, num_classes=4)

@@ -25,8 +25,17 @@ class KNN(Detector):
         # a train set smaller than K: use all of it (stated in k_, never silently different)
         self.k_ = min(self.k, len(bank))
 
+    def kneighbors(self, features, k=None) -> tuple[np.ndarray, np.ndarray]:
+        """(distances [N, k] ascending, train indices [N, k]) of the k nearest normalised train features."""
+        if not getattr(self, "fitted_", False):
+            raise RuntimeError("knn: call fit(...) before kneighbors(...)")
+        k = self.k_ if k is None else min(int(k), self.index_.ntotal)
+        q = np.ascontiguousarray(l2_normalize(np.asarray(features, dtype=np.float64)).astype(np.float32))
+        if q.ndim != 2 or q.shape[1] != self.index_.d:
+            raise ValueError(f"knn: features must be [N, {self.index_.d}], got shape {q.shape}")
+        sims, idx = self.index_.search(q, k)
+        return np.sqrt(np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0)), idx
+
     def _score(self, features, logits):
-        q = np.ascontiguousarray(l2_normalize(features).astype(np.float32))
-        sims, _ = self.index_.search(q, self.k_)
-        kth = sims[:, -1].astype(np.float64)
-        return -np.sqrt(np.maximum(2.0 - 2.0 * kth, 0.0))
+        dist, _ = self.kneighbors(features)
+        return -dist[:, -1]

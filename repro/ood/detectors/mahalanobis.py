@@ -8,25 +8,62 @@
 * rMaha++ (L2421): rMaha with both Gaussians fitted on normalised features.
 
 Implementation (notes §7.2, DESIGN.md "scoring cost"): float64; the precision is the
-Moore-Penrose pseudo-inverse (``scipy.linalg.pinvh``, as sklearn's EmpiricalCovariance); the fit
+Moore-Penrose pseudo-inverse (:func:`pinv_psd`, the cutoff of ``scipy.linalg.pinvh`` as in sklearn's
+EmpiricalCovariance; a singular covariance warns and still scores); the fit
 streams over chunks accumulating per-class sums and one D x D second-moment matrix, so peak
 memory beyond the input is O(D^2 + C D); scoring uses one matrix product per block of classes,
 d_c(x) = x^T P x - 2 x^T P mu_c + mu_c^T P mu_c, never the N x D x C difference tensor.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterable, Optional
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .base import Detector, as_2d, register
 
 
 def l2_normalize(f: np.ndarray) -> np.ndarray:
-    """h / ||h||_2 row-wise (Maha++ Eq. 4.1); zero rows stay zero."""
+    """h / ||h||_2 row-wise (Maha++ Eq. 4.1); zero rows stay zero (KNN/Cosine convention)."""
     n = np.linalg.norm(f, axis=1, keepdims=True)
     return f / np.where(n > 0, n, 1.0)
+
+
+def l2_normalize_strict(f: np.ndarray, what: str = "features") -> np.ndarray:
+    """h / ||h||_2 row-wise; a zero row has no direction, so Maha++ cannot place it: a clear error."""
+    n = np.linalg.norm(f, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError(f"{what}: {int((n == 0).sum())} row(s) have zero l2 norm and cannot be normalised "
+                         "(Mahalanobis++ needs a direction, Eq. 4.1); remove them or check the feature extraction")
+    return f / n
+
+
+class SingularCovarianceWarning(UserWarning):
+    """The covariance is rank-deficient; the pseudo-inverse is used (as the paper does, notes §7.2)."""
+
+
+def pinv_psd(cov: np.ndarray, what: str = "covariance", n_samples: Optional[int] = None,
+             n_classes: Optional[int] = None) -> np.ndarray:
+    """Moore-Penrose pseudo-inverse of a symmetric PSD matrix via one eigendecomposition.
+
+    Same cutoff as ``scipy.linalg.pinvh`` / sklearn's ``EmpiricalCovariance`` (eigenvalues below
+    ``max|w| * D * eps`` count as 0), so scores equal that reference. A rank-deficient matrix (e.g.
+    fewer samples than dimensions) gets a :class:`SingularCovarianceWarning` naming the rank, not a crash.
+    """
+    w, V = np.linalg.eigh(cov)
+    cutoff = np.abs(w).max() * cov.shape[0] * np.finfo(np.float64).eps
+    keep = np.abs(w) > cutoff
+    rank, D = int(keep.sum()), cov.shape[0]
+    if rank < D:
+        why = ""
+        if n_samples is not None and n_samples - (n_classes or 1) < D:
+            why = (f" ({n_samples} training samples{f' in {n_classes} classes' if n_classes else ''} "
+                   f"span at most {n_samples - (n_classes or 1)} dimensions)")
+        warnings.warn(f"{what} is singular: rank {rank} < dimension {D}{why}; using the pseudo-inverse as the "
+                      "paper does", SingularCovarianceWarning, stacklevel=3)
+    Vk = V[:, keep]
+    return (Vk / w[keep]) @ Vk.T
 
 
 class GaussianStats:
@@ -45,6 +82,10 @@ class GaussianStats:
     def update(self, f: np.ndarray, y: np.ndarray) -> "GaussianStats":
         f = np.asarray(f, dtype=np.float64)
         y = np.asarray(y).astype(np.int64)
+        if f.ndim != 2 or y.shape != (len(f),):
+            raise ValueError(f"a chunk needs features [n, D] and labels [n], got shapes {f.shape} and {y.shape}")
+        if self.shift is not None and f.shape[1] != self.shift.shape[0]:
+            raise ValueError(f"chunk has feature dimension {f.shape[1]}, earlier chunks had {self.shift.shape[0]}")
         if self.shift is None:
             self.shift = f.mean(0)
             D = f.shape[1]
@@ -62,10 +103,16 @@ class GaussianStats:
         self.n += len(f)
         return self
 
-    def finalize(self):
+    def finalize(self, require_all_classes: bool = False):
+        """``require_all_classes``: every label in [0, C) must have samples (else a clear error)."""
         if self.n == 0:
             raise ValueError("no training features were given")
         keep = self.counts > 0
+        if require_all_classes and not keep.all():
+            missing = np.flatnonzero(~keep)
+            raise ValueError(f"class label(s) {missing[:10].tolist()}{' ...' if len(missing) > 10 else ''} are "
+                             f"missing from train_labels (labels must cover 0..{len(keep) - 1}); a class without "
+                             "training samples has no mean. Relabel the classes to 0..C'-1 or add their samples")
         means_s = self.sums[keep] / self.counts[keep, None]
         gmean_s = self.sums.sum(0) / self.n
         # within-class scatter = sum x x^T - sum_c N_c mu_c mu_c^T   (shifted coordinates)
@@ -99,32 +146,33 @@ class _MahaBase(Detector):
     #: rows per streamed chunk in ``fit`` (a memory knob, not a hyperparameter: scores do not change)
     chunk_size = 8192
 
-    def _prep(self, f):
-        return l2_normalize(f) if self.normalize else f
+    def _prep(self, f, what="features"):
+        return l2_normalize_strict(f, f"{self.name}: {what}") if self.normalize else f
 
     def _fit(self, features, logits, labels, head):
         st = GaussianStats(int(labels.max()) + 1)
         for i in range(0, len(features), self.chunk_size):
-            st.update(self._prep(features[i:i + self.chunk_size]), labels[i:i + self.chunk_size])
+            st.update(self._prep(features[i:i + self.chunk_size], "train_features"), labels[i:i + self.chunk_size])
         self._set_stats(st)
 
     def fit_stream(self, chunks: Iterable, num_classes: int):
         """Fit from an iterable of (features [n, D], labels [n]) chunks (never all in memory)."""
         st = GaussianStats(num_classes)
         for f, y in chunks:
-            st.update(self._prep(as_2d(f, "train_features")), y)
+            st.update(self._prep(as_2d(f, "train_features"), "train_features"), y)
         self._set_stats(st)
         self.feature_dim_ = st.sums.shape[1]
         self.fitted_ = True
         return self
 
     def _set_stats(self, st):
-        means, shared, gmean, glob = st.finalize()
+        means, shared, gmean, glob = st.finalize(require_all_classes=True)
         self.means_ = means
-        self.precision_ = pinvh(shared)
+        C = len(means)
+        self.precision_ = pinv_psd(shared, f"{self.name}: shared covariance", st.n, C)
         if self.relative:
             self.global_mean_ = gmean
-            self.global_precision_ = pinvh(glob)
+            self.global_precision_ = pinv_psd(glob, f"{self.name}: global covariance", st.n, 1)
 
     def _score(self, features, logits):
         f = self._prep(features)
