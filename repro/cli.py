@@ -5,6 +5,8 @@
     repro book --profile cpu                     stage executed chapters and build the book
     repro data list | check NAME | fetch NAME    external assets (full profile)
     repro cache info | clear [NAME] | verify     the content-addressed cache
+    repro sweep ch5 --executor local|submitit|slurm [--partition P --gpus-per-job 1 --max-parallel 50]
+    repro sweep [ch5] --status                   done / running / failed jobs with log paths
 """
 from __future__ import annotations
 
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=("info", "clear", "verify"))
     c.add_argument("name", nargs="?")
     c.set_defaults(fn=_cmd_cache)
+
+    from .launch_cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return p
 
 

@@ -24,7 +24,8 @@ Executors (``executor=``):
 
 ``"local"``     in-process when ``max_parallel == 1`` (default), else a small spawn process pool;
 ``"submitit"``  ``submitit.AutoExecutor``: SLURM when ``sbatch`` is on the PATH, else submitit's
-                ``LocalExecutor`` (subprocesses on this machine; what the tests use);
+                ``LocalExecutor`` (subprocesses on this machine);
+``"submitit-local"`` always submitit's ``LocalExecutor`` (what the tests use; a dry run of a SLURM sweep);
 ``"slurm"``     ``submitit.AutoExecutor(cluster="slurm")``; fails clearly without SLURM.
 
 Chapter job builders (:data:`BUILDERS`, ``register``/``get``) express each chapter's loop only
@@ -50,7 +51,7 @@ from .config import cache_root, results_root
 
 log = logging.getLogger("repro.launch")
 
-EXECUTORS = ("local", "submitit", "slurm")
+EXECUTORS = ("local", "submitit", "submitit-local", "slurm")
 STATES = ("done", "running", "failed", "pending")
 
 
@@ -179,11 +180,12 @@ def _make_submitit(executor: str, folder: Path, *, partition, gpus_per_job, cpus
     try:
         import submitit
     except ImportError as e:
-        raise RuntimeError("executor 'submitit'/'slurm' needs the submitit package: pip install submitit") from e
+        raise RuntimeError(f"executor {executor!r} needs the submitit package: pip install submitit") from e
     if executor == "slurm" and shutil.which("sbatch") is None:
         raise RuntimeError("executor='slurm' but no `sbatch` on the PATH: run on a SLURM login node, or use "
                            "--executor submitit (falls back to local subprocesses) or --executor local")
-    ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm" if executor == "slurm" else None)
+    cluster = {"slurm": "slurm", "submitit-local": "local"}.get(executor)  # None: submitit auto-detects
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     kw: dict[str, Any] = dict(timeout_min=int(timeout_min), cpus_per_task=int(cpus_per_job))
     if gpus_per_job:
         kw["gpus_per_node"] = int(gpus_per_job)
@@ -221,7 +223,7 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, max_parallel: int 
     """Run ``jobs`` and return their results **in order** (read back from the cache).
 
     Args:
-        executor: ``"local"`` | ``"submitit"`` | ``"slurm"`` (module docstring).
+        executor: ``"local"`` | ``"submitit"`` | ``"submitit-local"`` | ``"slurm"`` (module docstring).
         max_parallel: jobs in flight at once (pool size locally, array parallelism on SLURM).
         max_retries: resubmissions of a job that failed or was killed before it is declared failed.
         sweep: name of the jobs file ``<results>/sweeps/<sweep>.json`` (``repro sweep --status``).
@@ -344,7 +346,7 @@ def _run_pool(todo, records, max_parallel, max_retries, sweep, folder, poll_s):
 
 
 def _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, folder, poll_s, wait):
-    name = "slurm" if ex.cluster == "slurm" else "submitit"
+    name = "slurm" if ex.cluster == "slurm" else "submitit-local"
     pending = list(todo)
     running: dict = {}
 
@@ -462,6 +464,24 @@ def format_status(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def sweeps() -> list[str]:
+    """Names of the sweeps with a jobs file under ``<results>/sweeps``."""
+    d = results_root() / "sweeps"
+    return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
+
+
+def recorded_jobs(sweep: str) -> list[Job]:
+    """The jobs a sweep's jobs file records (every stage submitted so far), rebuilt without the builder."""
+    out = []
+    for rec in _load_records(sweep).values():
+        try:
+            out.append(Job(rec["fn"], rec["params"], rec["name"], rec.get("version", "1"), rec.get("label", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"jobs file {jobs_file(sweep)} has a malformed record ({e}); delete the file "
+                             "to start the sweep's record afresh (the cache keeps every finished result)") from None
+    return out
+
+
 # --------------------------------------------------------------------------- chapter job builders
 BUILDERS: dict[str, Callable[..., list[Job]]] = {}
 
@@ -487,7 +507,9 @@ def jobs_for(chapter: str, profile: str = "cpu", seed: int = 0) -> list[Job]:
 
 # Job functions: module-level so a worker can import them. Each rebuilds its inputs from the chapter's
 # profile config exactly as the notebook does and calls the chapter's own (cached) function, so the
-# chapter's cache entry -- the one the notebook reads -- is what the sweep fills.
+# chapter's cache entry -- the one the notebook reads -- is what the sweep fills. What a job returns is
+# small (accuracies, errors): it is the sweep's own cache entry, read back by the next stage's builder.
+# tests/test_launch_chapters.py checks, per chapter, that after a sweep the notebook's calls are all hits.
 def ch3_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
     """Train zoo model ``index`` of the ch3/ch4 zoo via :func:`repro.zoo.train_zoo_model` (same world as the notebook)."""
     from .config import chapter_config, device as pick
@@ -501,37 +523,121 @@ def ch3_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> 
     return {"name": z.name, "test_acc": float(z.test_acc)}
 
 
-def ch6_train_run(profile: str, seed: int, spec: dict, device: str = "auto") -> dict:
-    """One ch6 training run via :func:`repro.sam.experiment.train_run` on the notebook's data."""
-    from .config import chapter_config, device as pick
+_INPUTS: dict = {}
+
+
+def _memo(chapter: str, profile: str, seed: int, device: str, build: Callable):
+    """Inputs shared by a chapter's jobs (data, world), built once per process for the same profile
+    config: in-process and pool sweeps run many jobs per process, a SLURM task runs one."""
+    from .config import chapter_config
+
+    cfg = chapter_config(chapter, profile)
+    key = (chapter, profile, seed, device, json.dumps(cfg, sort_keys=True, default=str), os.environ.get("REPRO_DATA"))
+    if key not in _INPUTS:
+        _INPUTS.clear()  # one chapter's inputs at a time: they can be large
+        _INPUTS[key] = build(cfg)
+    return _INPUTS[key]
+
+
+def _ch5_inputs(profile: str, seed: int):
+    from .sharpness import zoo
+
+    def build(cfg):
+        z = cfg["zoo"]
+        hps = zoo.sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+        return cfg, zoo.prepare_data(cfg), hps
+
+    return _memo("ch5", profile, seed, "", build)
+
+
+def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
+    """Train ch5 zoo model ``index`` and measure its sharpness on the whole (definition, ρ) grid.
+
+    The same calls as the notebook's ``zoo.train_zoo`` + ``zoo.sharpness_frame`` restricted to one
+    model (App. H, Table 3 analogue): :func:`repro.sharpness.zoo.train_zoo_model` and
+    :func:`repro.sharpness.zoo.sharpness_frame` on ``[entry]``; diverged models get no sharpness.
+    """
+    from .config import device as pick
+    from .sharpness import zoo
+
+    cfg, data, hps = _ch5_inputs(profile, seed)
+    dev = pick(device)
+    e = zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"], data["num_classes"], dev)
+    zoo.sharpness_frame([e], data, cfg, zoo.rho_grid(cfg), device=dev, seed=seed, progress=False)
+    return {"index": index, "diverged": bool(e["diverged"]), "train_err": float(e["train_err"]),
+            "test_err": float(e["test_err"]), "shift_err": float(e["shift_err"])}
+
+
+def ch5_ablation_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
+    """APGD-steps and m ablations (Figs. 30-31) of ch5 zoo model ``index`` via
+    :func:`repro.sharpness.zoo.ablation_frame` on ``[entry]`` (the notebook's definition and ρ)."""
+    from .config import device as pick
+    from .sharpness import MAIN_DEFINITION, zoo
+
+    cfg, data, hps = _ch5_inputs(profile, seed)
+    dev = pick(device)
+    e = zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"], data["num_classes"], dev)
+    rho = [r for d, r in zoo.rho_grid(cfg) if d == MAIN_DEFINITION][0]
+    steps, ms = zoo.ablation_frame([e], data, cfg, MAIN_DEFINITION, rho, device=dev, seed=seed)
+    return {"index": index, "steps": steps.sharpness.tolist(), "m": ms.sharpness.tolist()}
+
+
+def _ch6_data(profile: str):
     from .sam import experiment as ex
 
-    cfg = chapter_config("ch6", profile)
-    if profile == "full":
-        from .sam.cifar import make_data_cifar
+    def build(cfg):
+        if profile == "full":
+            from .sam.cifar import make_data_cifar
 
-        data = make_data_cifar(cfg)
-    else:
-        data = ex.make_data(cfg["world"])
+            return cfg, make_data_cifar(cfg)
+        return cfg, ex.make_data(cfg["world"])
+
+    return _memo("ch6", profile, 0, "", build)
+
+
+def ch6_train_run(profile: str, seed: int, spec: dict, device: str = "auto") -> dict:
+    """One ch6 training run via :func:`repro.sam.experiment.train_run` on the notebook's data."""
+    from .config import device as pick
+    from .sam import experiment as ex
+
+    cfg, data = _ch6_data(profile)
     d = {k: v for k, v in data.items() if k != "num_classes"}
     r = ex.train_run(d, cfg["model"], data["num_classes"], cfg["train"], ex.RunSpec(**spec), device=pick(device))
     return {"val_acc": float(r["val_acc"]), "test_acc": float(r["test_acc"]), "train_time": float(r["train_time"])}
 
 
-def ch7_unlearning_run(profile: str, seed: int, method: str, device: str = "auto") -> dict:
-    """One ch7 unlearning run via :func:`repro.unlearning.experiment.run_unlearning` (Table 1 loop)."""
-    from .config import chapter_config, device as pick
+def _ch7_world(profile: str, seed: int, device: str):
+    from .config import device as pick
     from .unlearning import experiment as X
 
-    cfg = chapter_config("ch7", profile)
-    world = X.build_world(cfg, seed=seed, device=pick(device))
-    r = X.run_unlearning(world, method, seed=seed)
+    # run_unlearning/run_relearning deep-copy world.base, so one world serves every job of a process
+    return _memo("ch7", profile, seed, device, lambda cfg: X.build_world(cfg, seed=seed, device=pick(device)))
+
+
+def ch7_unlearning_run(profile: str, seed: int, method: str, options: Optional[dict] = None,
+                       device: str = "auto") -> dict:
+    """One ch7 unlearning run: :func:`repro.unlearning.experiment.run_unlearning` with ``options``
+    (its keyword arguments: ``lr``, ``loss_kwargs``, ``target``, ``paraphrases``, ``dynamics_every``)."""
+    from .unlearning import experiment as X
+
+    world = _ch7_world(profile, seed, device)
+    r = X.run_unlearning(world, method, seed=seed, **(options or {}))
     return {"method": method, "metrics": {k: float(v) for k, v in r["metrics"].items()
                                           if isinstance(v, (int, float))}}
 
 
+def ch7_relearning_run(profile: str, seed: int, method: str, multiples: list, device: str = "auto") -> dict:
+    """Unlearn k x longer and relearn (Table 3 analogue) via :func:`repro.unlearning.experiment.run_relearning`."""
+    from .unlearning import experiment as X
+
+    world = _ch7_world(profile, seed, device)
+    rows = X.run_relearning(world, method, multiples=tuple(multiples), seed=seed)
+    return {"method": method, "rows": [{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in r.items()}
+                                       for r in rows]}
+
+
 def example_job(i: int, n: int = 200, scale: float = 1.0) -> dict:
-    """A generic, deterministic job (tests and the ch5 placeholder): a small least-squares fit."""
+    """A generic, deterministic job for the tests of this module: a small least-squares fit."""
     import numpy as np
 
     rng = np.random.default_rng(i)
@@ -540,6 +646,13 @@ def example_job(i: int, n: int = 200, scale: float = 1.0) -> dict:
     y = X @ w + 0.01 * rng.normal(size=n)
     w_hat = np.linalg.lstsq(X, y, rcond=None)[0]
     return {"i": i, "w_hat": w_hat, "residual": float(np.linalg.norm(X @ w_hat - y))}
+
+
+def _results_if_done(jobs: Sequence[Job]) -> Optional[list]:
+    """The values of ``jobs`` when every one is cached (a later stage may then be built), else None."""
+    if not all(j.done() for j in jobs):
+        return None
+    return [cache.read_entry(j.path()) for j in jobs]
 
 
 @register("ch3")
@@ -562,41 +675,129 @@ def _ch3_jobs(profile: str, seed: int) -> list[Job]:
 register("ch4")(_ch3_jobs)
 
 
+@register("ch5")
+def _ch5_jobs(profile: str, seed: int) -> list[Job]:
+    """Stage 1: one job per zoo model (train + sharpness grid). Stage 2, once stage 1 is cached: the
+    ablation models (the first ``ablation.n_models`` kept models, chosen as the notebook does)."""
+    from .config import chapter_config
+
+    cfg = chapter_config("ch5", profile)
+    n = int(cfg["zoo"]["n_models"])
+    stage1 = [Job("repro.launch:ch5_zoo_model", {"profile": profile, "seed": seed, "index": i}, "sweep_ch5_zoo",
+                  label=f"ch5 zoo {i} (train + sharpness)") for i in range(n)]
+    res = _results_if_done(stage1)
+    if res is None:
+        return stage1
+    # the notebook's choice: kept = not diverged and train error <= train_err_max (all models if none),
+    # then ablation_frame takes the first ablation.n_models non-diverged of those
+    kept = [r["index"] for r in res if not r["diverged"] and r["train_err"] <= cfg["train_err_max"]]
+    pool = kept or [r["index"] for r in res]
+    chosen = [i for i in pool if not res[i]["diverged"]][: int(cfg["ablation"]["n_models"])]
+    return stage1 + [Job("repro.launch:ch5_ablation_model", {"profile": profile, "seed": seed, "index": i},
+                         "sweep_ch5_ablation", label=f"ch5 ablation {i} (steps, m)") for i in chosen]
+
+
+def _ch6_job(profile: str, seed: int, spec: dict) -> Job:
+    s = spec
+    label = (f"ch6 {s['method']} {s.get('variant', '')} {s.get('params', '')} rho={s.get('rho', 0)} seed={s['seed']}"
+             if s["method"] == "sam" else f"ch6 sgd seed={s['seed']}")
+    return Job("repro.launch:ch6_train_run", {"profile": profile, "seed": seed, "spec": spec}, "sweep_ch6_run",
+               label=label)
+
+
 @register("ch6")
 def _ch6_jobs(profile: str, seed: int) -> list[Job]:
-    """Stage 1 of :func:`repro.sam.experiment.run_plan` (the ρ grid, seed 0) plus the SGD baselines.
+    """The three stages of :func:`repro.sam.experiment.run_plan`, one ``train_run`` per job.
 
-    Stages 2-3 depend on the ρ selected from stage 1, so they run in the notebook (or in a second sweep
-    once a builder can read the selection); every run of stage 1 is independent.
+    Stage 1: the ρ grid (first seed) of every variant, all and ON, plus SGD on every seed. Stages 2-3
+    need the ρ selected on stage 1 (:func:`repro.sam.experiment.select_rho`), so they are built once
+    stage 1 is cached: every variant at its selected ρ on all seeds, then the block-restricted and
+    sparse SAM-ON runs at SAM-ON's ρ. ``repro sweep`` runs the stages one after another.
     """
+    import pandas as pd
+
     from .config import chapter_config
+    from .sam import experiment as ex
 
     cfg = chapter_config("ch6", profile)
     seeds = list(cfg["seeds"])
-    specs = [dict(method="sam", variant=v, params=p, rho=float(r), seed=seeds[0], runtime_mode=(p == "only_norm"))
-             for v in cfg["variants"] for p in ("all", "only_norm") for r in cfg["rho_grid"][v][p]]
-    specs += [dict(method="sgd", seed=s) for s in seeds]
-    return [Job("repro.launch:ch6_train_run", {"profile": profile, "seed": seed, "spec": s}, "sweep_ch6_run",
-                label=f"ch6 {s['method']} {s.get('variant', '')} {s.get('params', '')} rho={s.get('rho', 0)} "
-                      f"seed={s['seed']}") for s in specs]
+
+    def spec(**kw) -> dict:
+        return {k: v for k, v in asdict(ex.RunSpec(**kw)).items() if k != "label" or v}
+
+    grid = [ex.RunSpec("sam", v, p, float(r), seeds[0], runtime_mode=(p == "only_norm"))
+            for v in cfg["variants"] for p in ("all", "only_norm") for r in cfg["rho_grid"][v][p]]
+    stage1 = [_ch6_job(profile, seed, spec(**{k: v for k, v in asdict(s).items() if k != "label"})) for s in grid]
+    sgd = [_ch6_job(profile, seed, spec(method="sgd", seed=s)) for s in seeds]
+    res = _results_if_done(stage1)
+    if res is None:
+        return stage1 + sgd
+    frame = pd.DataFrame([dict(method="sam", variant=s.variant, mode=s.mode, rho=s.rho, val_acc=100 * r["val_acc"])
+                          for s, r in zip(grid, res)])
+    best = ex.select_rho(frame)
+    later = []
+    for v in cfg["variants"]:
+        for p, mode in (("all", "all"), ("only_norm", "ON")):
+            later += [spec(method="sam", variant=v, params=p, rho=best[(v, mode)], seed=s, runtime_mode=(p == "only_norm"))
+                      for s in seeds]
+    rho_on = best.get(("sam", "ON"), float(cfg["rho_grid"]["sam"]["only_norm"][0]))
+    later += [spec(method="sam", variant="sam", params=ex.block_prefixes(cfg["model"], b), rho=rho_on, seed=s,
+                   runtime_mode=True) for b in cfg.get("blocks", []) for s in seeds]
+    later += [spec(method="sam", variant="sam", params=sp, rho=rho_on, seed=s) for sp in cfg.get("sparse", [])
+              for s in seeds]
+    jobs = stage1 + sgd
+    seen = {j.key for j in jobs}
+    for s in later:
+        j = _ch6_job(profile, seed, s)
+        if j.key not in seen:  # the selected-ρ run on the first seed is a grid run already
+            seen.add(j.key)
+            jobs.append(j)
+    return jobs
 
 
 @register("ch7")
 def _ch7_jobs(profile: str, seed: int) -> list[Job]:
-    """One unlearning run per method of ``repro/profiles/ch7.yaml`` (Table 1 analogue)."""
+    """Every unlearning/relearning run of the ch7 notebook, one job each, in the notebook's order:
+    Table 1 (every method), Fig. 12 (canonical questions only), Table 9 (λ_R sweep), Table 10 (LR
+    sweep), Fig. 16 (dynamics), Fig. 14 (targets), Table 3 (relearning)."""
     from .config import chapter_config
 
     cfg = chapter_config("ch7", profile)
-    return [Job("repro.launch:ch7_unlearning_run", {"profile": profile, "seed": seed, "method": m},
-                "sweep_ch7_unlearn", label=f"ch7 unlearn {m}") for m in cfg["methods"]]
+    sw = cfg["sweeps"]
+    runs: list[tuple[str, dict]] = [(m, {}) for m in cfg["methods"]]
+    runs += [(m, {"paraphrases": False}) for m in ["graddiff", "npo", "rmu", "simnpo", "jensun"] if m in cfg["methods"]]
+    runs += [(m, {"loss_kwargs": {"lambda_r": v}}) for m, vals in sw["lambda_r"].items() for v in vals]
+    lr_sweep = dict(sw["lr"])
+    lr_sweep.setdefault("jensun_kl", lr_sweep.get("jensun", []))
+    runs += [(m, {"lr": v}) for m, vals in lr_sweep.items() for v in vals]
+    runs += [("jensun", {"dynamics_every": cfg["dynamics_every"]})]
+    runs += [("jensun", {"target": t}) for t in sw["targets"]]
+    jobs = [Job("repro.launch:ch7_unlearning_run", {"profile": profile, "seed": seed, "method": m, "options": o},
+                "sweep_ch7_unlearn", label=f"ch7 unlearn {m}" + "".join(f" {k}={v}" for k, v in o.items()))
+            for m, o in runs]
+    jobs += [Job("repro.launch:ch7_relearning_run", {"profile": profile, "seed": seed, "method": m,
+                                                     "multiples": list(sw["relearn_multiples"])},
+                 "sweep_ch7_relearn", label=f"ch7 relearn {m} x{list(sw['relearn_multiples'])}")
+             for m in sw["relearn_methods"]]
+    return jobs
 
 
-@register("ch5")
-def _ch5_jobs(profile: str, seed: int) -> list[Job]:
-    """Placeholder: chapter 5 does not yet expose a per-model job function taking plain parameters.
+def run_chapter(chapter: str, profile: str = "cpu", seed: int = 0, *, sweep: Optional[str] = None,
+                wait: bool = True, **kw) -> list[Job]:
+    """Run a chapter's jobs stage by stage until no builder unlocks a new job; returns the final job list.
 
-    Needed from ``repro.sharpness``: ``zoo_job(profile, seed, index) -> dict`` that rebuilds the data
-    and hyper-parameters of zoo model ``index`` and calls its cached ``train_zoo_model``/``zoo_sharpness``.
-    Until then this is a generic example sweep so the machinery can be exercised.
+    A builder returns the jobs it can define now (later stages need earlier results, e.g. ch6's
+    selected ρ); after each completed stage it is called again. With ``wait=False`` only what is
+    known now is submitted -- run the command again later to submit the next stage.
     """
-    return [Job("repro.launch:example_job", {"i": i}, "sweep_example", label=f"example {i}") for i in range(4)]
+    name = sweep or f"{chapter}_{profile}_seed{seed}"
+    seen: set = set()
+    while True:
+        jobs = jobs_for(chapter, profile, seed)
+        keys = {j.key for j in jobs}
+        if keys <= seen:
+            return jobs
+        seen |= keys
+        run_jobs(jobs, sweep=name, wait=wait, return_results=False, **kw)
+        if not wait:
+            return jobs

@@ -102,12 +102,12 @@ def test_submitit_sweep_kill_retry_failure_and_status(env):
     good = [Job("test_launch:die_once", {"i": i, "marker_dir": str(markers)}, "t_mixed") for i in range(2)]
     bad = [Job("test_launch:always_fails", {"i": 7}, "t_mixed", label="bad seven")]
     with pytest.raises(RuntimeError, match="bad seven.*bad job 7"):
-        launch.run_jobs(good + bad, executor="submitit", max_parallel=3, max_retries=1, sweep="mixed", poll_s=0.1)
+        launch.run_jobs(good + bad, executor="submitit-local", max_parallel=3, max_retries=1, sweep="mixed", poll_s=0.1)
     assert all(j.done() for j in good) and not bad[0].done()
     for i, j in enumerate(good):
         _same(cache.read_entry(j.path()), launch.example_job(i))
     rec = json.loads(launch.jobs_file("mixed").read_text())
-    assert rec["executor"] == "submitit" and all(v["job_id"] for v in rec["jobs"].values())
+    assert rec["executor"] == "submitit-local" and all(v["job_id"] for v in rec["jobs"].values())
     assert sorted(v["attempts"] for v in rec["jobs"].values()) == [2, 2, 2]  # killed once / failed twice
     rows = launch.status(good + bad, sweep="mixed")
     assert [r["state"] for r in rows] == ["done", "done", "failed"]
@@ -122,16 +122,36 @@ def test_submitit_sweep_kill_retry_failure_and_status(env):
     assert "done=2" in out and "failed=1" in out and "bad job 7" in out
 
 
-def test_sweep_cli(env, capsys):
-    from repro import launch_cli
+@launch.register("t_example")
+def _example_jobs(profile: str, seed: int) -> list:
+    """A two-stage test chapter: stage 2 (i = 10 + sum of stage-1 i) exists once stage 1 is cached."""
+    stage1 = [Job("repro.launch:example_job", {"i": i + seed}, "t_example", label=f"example {i}") for i in range(3)]
+    res = launch._results_if_done(stage1)
+    if res is None:
+        return stage1
+    return stage1 + [Job("repro.launch:example_job", {"i": 10 + sum(r["i"] for r in res)}, "t_example", label="stage 2")]
 
-    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke", "--status"]) == 1
-    assert "pending=4" in capsys.readouterr().out
-    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke"]) == 0
-    assert launch_cli.main(["sweep", "ch5", "--profile", "smoke", "--status"]) == 0
-    assert "done=4" in capsys.readouterr().out
+
+def test_sweep_cli(env, capsys):
+    """`repro sweep` is wired into the `repro` command; stages run in order; `--status` with and without a chapter."""
+    from repro import cli
+
+    assert cli.main(["sweep", "t_example", "--profile", "smoke", "--status"]) == 1
+    out = capsys.readouterr().out
+    assert "pending=3" in out and "stage 2" not in out  # stage 2 is unknown until stage 1 is done
+    assert cli.main(["sweep", "t_example", "--profile", "smoke"]) == 0
+    assert cli.main(["sweep", "t_example", "--profile", "smoke", "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "done=4" in out and "[done   ] stage 2" in out
+    _same(cache.read_entry(_example_jobs("smoke", 0)[-1].path()), launch.example_job(13))
+    assert cli.main(["sweep", "--status"]) == 0  # every recorded sweep, rebuilt from its jobs file
+    out = capsys.readouterr().out
+    assert "t_example_smoke_seed0" in out and "done=4" in out
+    assert cli.main(["sweep", "--profile", "smoke"]) == 2  # a chapter is needed to run
+    assert "needs a CHAPTER" in capsys.readouterr().err
+    assert cli.main(["sweep", "ch99", "--status"]) == 2
     with pytest.raises(SystemExit):
-        launch_cli.main(["sweep", "ch5", "--executor", "mpi"])
+        cli.main(["sweep", "t_example", "--executor", "mpi"])
 
 
 def test_status_running_then_pending_after_cache_clear(env):
@@ -144,8 +164,10 @@ def test_status_running_then_pending_after_cache_clear(env):
 
 
 def test_builders_express_chapter_loops():
-    for ch in ("ch3", "ch6", "ch7"):
+    for ch in ("ch3", "ch4", "ch5", "ch6", "ch7"):
         jobs = launch.jobs_for(ch, "smoke", 0)
         assert jobs and len({j.key for j in jobs}) == len(jobs)
         for j in jobs:
             launch.resolve(j.fn)
+    with pytest.raises(ValueError, match="no full-profile sweep"):  # said, not silently empty
+        launch.jobs_for("ch3", "full", 0)

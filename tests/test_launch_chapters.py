@@ -1,0 +1,131 @@
+"""Each chapter's sweep fills exactly the cache entries its notebook reads.
+
+For every chapter with a job builder: run the sweep (in-process) from a cold cache, then make the
+notebook's own calls (copied from ``notebooks/chN_*.ipynb``) and require that none of the chapter's
+expensive cache names is computed again. Sizes come from a tmp ``REPRO_PROFILE_DIR`` (the smoke
+profile, shrunk further) so the whole file stays around a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from repro import cache, launch
+from repro.config import PROFILE_DIR
+
+
+def _write_profiles(d, edits: dict) -> None:
+    for ch, edit in edits.items():
+        full = yaml.safe_load((PROFILE_DIR / f"{ch}.yaml").read_text())
+        edit(full["smoke"])
+        (d / f"{ch}.yaml").write_text(yaml.safe_dump(full))
+
+
+def _ch5(c):
+    c["zoo"]["n_models"] = 3
+    c["ablation"] = {"n_models": 1, "steps": [2], "m": [16]}
+
+
+def _ch7(c):
+    keep = ("graddiff", "jensun", "jensun_kl")
+    c["methods"] = {k: v for k, v in c["methods"].items() if k in keep}
+    c["sweeps"] = {"lambda_r": {"jensun": [0.5]}, "lr": {"jensun": [0.003]}, "targets": ["#"],
+                   "relearn_methods": ["jensun"], "relearn_multiples": [1]}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    d = tmp_path / "profiles"
+    d.mkdir()
+    _write_profiles(d, {"ch5": _ch5, "ch7": _ch7})
+    monkeypatch.setenv("REPRO_PROFILE_DIR", str(d))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    launch._INPUTS.clear()
+    yield
+    launch._INPUTS.clear()
+
+
+def _sweep_then(chapter: str, names: tuple[str, ...], notebook_calls) -> list:
+    jobs = launch.run_chapter(chapter, "smoke", 0)
+    assert all(j.done() for j in jobs)
+    assert [r["state"] for r in launch.status(jobs, sweep=f"{chapter}_smoke_seed0")] == ["done"] * len(jobs)
+    cache.EVENTS.clear()
+    notebook_calls()
+    ev = [(n, kind) for n, _, kind, _ in cache.EVENTS if n in names]
+    assert ev, f"the notebook path read none of {names}: the test checks nothing"
+    misses = [n for n, kind in ev if kind != "hit"]
+    assert not misses, f"the notebook recomputed {misses} after the sweep: builder and notebook disagree"
+    return jobs
+
+
+def test_ch3_zoo(tiny):
+    from repro.config import chapter_config
+    from repro.data.world import make_world
+    from repro.zoo import trained_zoo, zoo_entries
+
+    def nb():
+        cfg = chapter_config("ch3", "smoke")
+        trained_zoo(make_world(seed=0, **cfg["world"]), zoo_entries(cfg), seed=0, progress=False)
+
+    _sweep_then("ch3", ("zoo_model",), nb)
+
+
+def test_ch5_zoo_sharpness_ablation(tiny):
+    from repro.config import chapter_config
+    from repro.sharpness import MAIN_DEFINITION, zoo
+
+    def nb():
+        cfg = chapter_config("ch5", "smoke")
+        data = zoo.prepare_data(cfg)
+        entries = zoo.train_zoo(cfg, data, seed=0, progress=False)
+        grid = zoo.rho_grid(cfg)
+        zdf = zoo.sharpness_frame(entries, data, cfg, grid, seed=0, progress=False)
+        zdf["kept"] = (~zdf.diverged) & (zdf.train_err <= cfg["train_err_max"])
+        main_rho = [r for d, r in grid if d == MAIN_DEFINITION][0]
+        zoo.ablation_frame([entries[i] for i in zdf.index[zdf.kept]] or entries, data, cfg, MAIN_DEFINITION, main_rho,
+                           seed=0)
+
+    jobs = _sweep_then("ch5", ("ch5_zoo_model", "ch5_sharpness"), nb)
+    assert {j.name for j in jobs} == {"sweep_ch5_zoo", "sweep_ch5_ablation"}  # stage 2 was built and run
+
+
+def test_ch6_run_plan(tiny):
+    from repro.config import chapter_config
+    from repro.sam import experiment as ex
+
+    def nb():
+        cfg = chapter_config("ch6", "smoke")
+        ex.run_plan(cfg, ex.make_data(cfg["world"]), progress=False)
+
+    jobs = _sweep_then("ch6", ("ch6_train",), nb)
+    n = len(jobs)
+    assert n > len(launch.jobs_for("ch6", "smoke", 0)[:3])  # stages 2-3 were unlocked after the ρ selection
+
+
+def test_ch7_runs(tiny):
+    from repro.config import chapter_config
+    from repro.unlearning import experiment as X
+
+    def nb():  # the run_unlearning / run_relearning calls of notebooks/ch7_jensun.ipynb
+        cfg = chapter_config("ch7", "smoke")
+        sw = cfg["sweeps"]
+        world = X.build_world(cfg, seed=0)
+        for m in cfg["methods"]:
+            X.run_unlearning(world, m, seed=0)
+        for m in [m for m in ["graddiff", "npo", "rmu", "simnpo", "jensun"] if m in cfg["methods"]]:
+            X.run_unlearning(world, m, paraphrases=False, seed=0)
+        for m, vals in sw["lambda_r"].items():
+            for v in vals:
+                X.run_unlearning(world, m, loss_kwargs={"lambda_r": v}, seed=0)
+        lr_sweep = dict(sw["lr"])
+        lr_sweep.setdefault("jensun_kl", lr_sweep.get("jensun", []))
+        for m, vals in lr_sweep.items():
+            for v in vals:
+                X.run_unlearning(world, m, lr=v, seed=0)
+        X.run_unlearning(world, "jensun", dynamics_every=cfg["dynamics_every"], seed=0)
+        for t in sw["targets"]:
+            X.run_unlearning(world, "jensun", target=t, seed=0)
+        for m in sw["relearn_methods"]:
+            X.run_relearning(world, m, multiples=tuple(sw["relearn_multiples"]), seed=0)
+
+    _sweep_then("ch7", ("ch7_unlearn", "ch7_relearn"), nb)
