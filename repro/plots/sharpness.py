@@ -113,3 +113,26 @@ def ablation_plot(abl: pd.DataFrame, xcol: str, title: str):
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def within_vs_global(taus: pd.DataFrame, target: str = "test_err", highlight: str | None = None):
+    """Each (definition, ρ): global τ (x) vs the mean within-subgroup τ (y) — the paper's point that
+    correlations inside augment × mixup subgroups (S:4196) need not survive globally."""
+    sub = taus[taus.target == target].dropna(subset=["tau_within_mean"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    adaptive = sub.definition.str.startswith("adaptive")
+    ax.scatter(sub.tau[~adaptive], sub.tau_within_mean[~adaptive], c=PALETTE[0], label="standard", edgecolor="k", linewidth=0.3)
+    ax.scatter(sub.tau[adaptive], sub.tau_within_mean[adaptive], c=PALETTE[1], label="adaptive", edgecolor="k", linewidth=0.3)
+    if highlight is not None:
+        h = sub[sub.definition == highlight]
+        ax.scatter(h.tau, h.tau_within_mean, s=120, facecolor="none", edgecolor="k", label=highlight)
+    ax.axline((0, 0), slope=1, color="gray", lw=0.8, ls="--")
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    ax.set_xlabel(f"global τ (sharpness, {target})")
+    ax.set_ylabel("mean within-subgroup τ")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

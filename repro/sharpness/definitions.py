@@ -77,6 +77,15 @@ def list_definitions() -> list[str]:
     return list(_REGISTRY)
 
 
+def definitions_table():
+    """The registered definitions as a DataFrame (name, Tables 3-4 label, kind, norm, adaptive,
+    logit_norm), in App. H.4 order."""
+    import pandas as pd
+
+    return pd.DataFrame([dict(name=d.name, label=d.label, kind=d.kind, norm=d.norm, adaptive=d.adaptive,
+                              logit_norm=d.logit_norm) for d in _REGISTRY.values()])
+
+
 # App. H.4 order (notes §1.6).  Logit normalization is only combined with adaptive sharpness.
 for _norm in ("l2", "linf"):
     register(f"standard_avg_{_norm}", kind="avg", norm=_norm, adaptive=False, logit_norm=False)

@@ -151,6 +151,12 @@ def measures(run: DLNRun, X, y, beta_star) -> dict:
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
+def identity_error(df, col: str = "half_tr_adaptive") -> float:
+    """max_i |col_i − ‖β_i‖₁| / ‖β_i‖₁ over the networks of :func:`experiment` (Eq. 8 check)."""
+    l1 = np.asarray(df["l1"], float)
+    return float(np.max(np.abs(np.asarray(df[col], float) - l1) / l1))
+
+
 def experiment(n_networks: int = 200, d: int = 200, n: int = 100, sparsity: float = 0.9,
                lr_range=(0.05, 0.9), init_range=(0.03, 1.0), target_loss: float = 1e-5,
                max_steps: int = 200_000, seed: int = 0):

@@ -114,8 +114,6 @@ def zoo_sharpness(entry: dict, points, definition: str, rho: float, *, m: int, s
                   n_samples: int = 100, logit_norm=None, mode: str = "faithful", seed: int = 0,
                   device=None) -> float:
     """Cached sharpness of one zoo model (see :func:`repro.sharpness.measure_detailed`)."""
-    from repro.models import build_from_spec
-
     d = get_definition(definition)
     params = dict(model=cache.fingerprint(entry["state_dict"]), definition=d.name, rho=float(rho), m=int(m),
                   steps=int(steps) if d.kind == "worst" else None,
@@ -124,9 +122,7 @@ def zoo_sharpness(entry: dict, points, definition: str, rho: float, *, m: int, s
                   seed=int(seed), points=cache.fingerprint(points[0]))
 
     def fn():
-        model = build_from_spec(entry["spec"])
-        model.load_state_dict(entry["state_dict"])
-        model.eval()
+        model = load_model(entry)
         return float(measure_detailed(model, [points], d.name, float(rho), m=m, steps=steps, n_samples=n_samples,
                                       logit_norm=logit_norm, seed=seed, device=device, mode=mode).value)
 
@@ -139,41 +135,114 @@ def zoo_frame(entries: list[dict]) -> pd.DataFrame:
         hp = e["hparams"]
         rows.append(dict(index=hp["index"], lr=hp["lr"], augment=hp["augment"], mixup=hp["mixup"],
                          sam_rho=hp["sam_rho"], group=HParams(**hp).group, train_err=e["train_err"],
-                         test_err=e["test_err"], shift_err=e["shift_err"], diverged=e["diverged"],
+                         test_err=e["test_err"], shift_err=e["shift_err"], gen_gap=e["test_err"] - e["train_err"],
+                         diverged=e["diverged"],
                          wall_s=e["wall_s"]))
     return pd.DataFrame(rows)
 
 
-def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("test_err", "shift_err")) -> pd.DataFrame:
-    """Global and within-subgroup Kendall τ for every (definition, ρ) column ``f"{d}@{rho}"``."""
+TAU_COLUMNS = ["definition", "rho", "target", "tau", "tau_within_mean", "tau_lr", "tau_lr_within_mean", "n_models"]
+
+
+def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("test_err", "shift_err", "gen_gap"),
+              min_models: int = 3) -> pd.DataFrame:
+    """Global and within-subgroup Kendall τ for every (definition, ρ) column ``f"{d}@{rho}"``.
+
+    Targets: clean test error, corrupted test error and the generalization gap (App. B compares
+    the gap with the test error, S:3918).  Fewer than ``min_models`` models: an empty frame with
+    the same columns."""
     from .kendall import kendall_tau, kendall_tau_by_group
 
+    if len(df) < min_models:
+        return pd.DataFrame(columns=TAU_COLUMNS)
     rows = []
     for d, rho in sharp_cols:
         col = f"{d}@{rho:g}"
         for t in targets:
             sub = df[[t, col, "group", "lr"]].dropna()
+            if len(sub) < min_models:
+                continue
             g = kendall_tau_by_group(sub[t], sub[col], sub["group"])
             rows.append(dict(definition=d, rho=rho, target=t, tau=kendall_tau(sub[t], sub[col]),
                              tau_within_mean=g.get("mean", float("nan")),
                              tau_lr=kendall_tau(sub["lr"], sub[col]),
                              tau_lr_within_mean=kendall_tau_by_group(sub["lr"], sub[col], sub["group"]).get("mean", float("nan")),
                              n_models=len(sub)))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TAU_COLUMNS)
 
 
-def prepare_data(cfg: dict) -> dict:
-    """World train/test split at the profile's size plus the corrupted test set (CIFAR-10-C analogue)."""
+def keep_mask(zdf: pd.DataFrame, train_err_max: float) -> pd.Series:
+    """Models that entered the correlations: not diverged and train error ≤ ``train_err_max`` (App. H
+    keeps models with ≤ 1 % training error, S:4115)."""
+    return (~zdf.diverged.astype(bool)) & (zdf.train_err <= train_err_max)
+
+
+def describe_zoo(zdf: pd.DataFrame, train_err_max: float) -> str:
+    """One markdown sentence: how many models were trained, diverged, kept, and their error ranges."""
+    kept = zdf[keep_mask(zdf, train_err_max)]
+    head = (f"{len(zdf)} models trained, {int(zdf.diverged.sum())} diverged, **{len(kept)} kept** "
+            f"(train error ≤ {train_err_max:.0%})")
+    if not len(kept):
+        return head + "; no model passed the train-error filter."
+    return (head + f"; test error {kept.test_err.min():.1%}–{kept.test_err.max():.1%}, corrupted "
+            f"{kept.shift_err.min():.1%}–{kept.shift_err.max():.1%}.")
+
+
+def main_columns(grid) -> list[str]:
+    """Zoo-frame columns of the main measure (adaptive worst-case ℓ∞ with LN) and of its no-LN
+    counterpart, each at its smallest ρ in ``grid`` (the pair the paper's Fig. 2 contrasts)."""
+    from .definitions import MAIN_DEFINITION
+
+    out = []
+    for name in (MAIN_DEFINITION, "adaptive_worst_linf"):
+        rs = sorted(r for d, r in grid if d == name)
+        if rs:
+            out.append(f"{name}@{rs[0]:g}")
+    return out
+
+
+DATA_SOURCES = ("world", "cifar10")
+
+
+def prepare_data(cfg: dict, root=None) -> dict:
+    """Train/test split plus the corrupted test set (the CIFAR-10-C analogue, severity and names from
+    ``cfg["shift"]``).
+
+    ``cfg["data"]["source"]``: ``"world"`` (default; the generated world at ``cfg["world"]`` sizes) or
+    ``"cifar10"`` (the ``full`` profile: the real CIFAR-10 python batches through
+    ``data_manifests/cifar10.yaml``, loaded by :func:`repro.sam.cifar.load_cifar`; a missing archive
+    raises :class:`repro.data.manifests.MissingAsset` naming the manifest and ``repro data fetch
+    cifar10``).  Optional ``n_train`` / ``n_test`` keep the first images of each split, and
+    ``shift.max_images`` subsamples the pooled corrupted set (the released code uses 10k CIFAR-10-C
+    images)."""
     from repro.data.shift import corrupted_set
-    from repro.data.world import make_world
 
-    w = cfg["world"]
-    world = make_world(seed=w.get("seed", 0), resolution=w["resolution"], n_train_per_class=w["n_train_per_class"],
-                       n_val_per_class=1, n_test_per_class=w["n_test_per_class"], n_ood_classes=1, ood_scale=0.1,
-                       n_near_per_class=0, n_far_per_class=0, n_popular=0)
-    xs, ys, _ = corrupted_set(world.id_test.x, world.id_test.y, cfg["shift"]["names"], cfg["shift"]["severity"])
-    data = dict(x_train=world.id_train.x, y_train=world.id_train.y, x_test=world.id_test.x, y_test=world.id_test.y,
-                x_shift=xs, y_shift=ys, num_classes=world.num_classes)
+    src = dict(cfg.get("data") or {}).get("source", "world")
+    if src not in DATA_SOURCES:
+        raise ValueError(f"ch5 data.source must be one of {DATA_SOURCES}, got {src!r} (see repro/profiles/ch5.yaml)")
+    if src == "world":
+        from repro.data.world import make_world
+
+        w = cfg["world"]
+        world = make_world(seed=w.get("seed", 0), resolution=w["resolution"], n_train_per_class=w["n_train_per_class"],
+                           n_val_per_class=1, n_test_per_class=w["n_test_per_class"], n_ood_classes=1, ood_scale=0.1,
+                           n_near_per_class=0, n_far_per_class=0, n_popular=0)
+        x_tr, y_tr, x_te, y_te, k = world.id_train.x, world.id_train.y, world.id_test.x, world.id_test.y, world.num_classes
+    else:
+        from repro.sam.cifar import load_cifar
+
+        d = load_cifar("cifar10", root)
+        dc = cfg["data"]
+        n_tr, n_te = dc.get("n_train"), dc.get("n_test")
+        x_tr, y_tr = d["x_train"][:n_tr], d["y_train"][:n_tr]
+        x_te, y_te = d["x_test"][:n_te], d["y_test"][:n_te]
+        k = d["num_classes"]
+    sh = cfg["shift"]
+    xs, ys, _ = corrupted_set(x_te, y_te, sh["names"], sh["severity"])
+    if sh.get("max_images") and len(xs) > int(sh["max_images"]):
+        keep = torch.randperm(len(xs), generator=torch.Generator().manual_seed(0))[: int(sh["max_images"])]
+        xs, ys = xs[keep], ys[keep]
+    data = dict(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, x_shift=xs, y_shift=ys, num_classes=k)
     data["fingerprint"] = cache.fingerprint([data["x_train"], data["y_train"], data["x_test"], data["x_shift"]])
     return data
 
@@ -254,6 +323,8 @@ def paper_comparison(taus: pd.DataFrame) -> pd.DataFrame:
     paper = paper[paper.table.astype(str).str.contains("T3")]
     rows = []
     for r in taus.itertuples():
+        if r.target not in ("test_err", "shift_err"):
+            continue
         d = gd(r.definition)
         col = "CIFAR-10" if r.target == "test_err" else "CIFAR-10-C"
         sel = paper[(paper.sharpness == d.paper_sharpness) & (paper.logitnorm == ("Yes" if d.logit_norm else "No"))
@@ -263,3 +334,28 @@ def paper_comparison(taus: pd.DataFrame) -> pd.DataFrame:
                          tau_ours_within=r.tau_within_mean,
                          sign_agrees=bool(np.sign(p) == np.sign(r.tau)) if np.isfinite(p) else None))
     return pd.DataFrame(rows)
+
+
+def load_model(entry: dict):
+    """Rebuild a trained zoo model (eval mode) from its cached entry."""
+    from repro.models import build_from_spec
+
+    model = build_from_spec(entry["spec"])
+    model.load_state_dict(entry["state_dict"])
+    return model.eval()
+
+
+def kept_entries(entries: list[dict], zdf: pd.DataFrame, train_err_max: float) -> list[dict]:
+    """The entries passing :func:`keep_mask`; all non-diverged ones when none passes (so the ablations
+    of the smoke profile, whose models are not trained to 1 % error, still exercise the code)."""
+    mask = keep_mask(zdf, train_err_max).to_numpy()
+    out = [e for e, k in zip(entries, mask) if k]
+    return out or [e for e in entries if not e["diverged"]]
+
+
+def first_trained_model(entries: list[dict]):
+    """The first non-diverged zoo model (for the invariance check, which needs trained BN layers)."""
+    for e in entries:
+        if not e["diverged"]:
+            return load_model(e)
+    raise RuntimeError("every zoo model diverged; lower the learning-rate range in repro/profiles/ch5.yaml")

@@ -1,0 +1,246 @@
+"""Chapter 5 claim table (repro.sharpness.report), zoo helpers, theory experiments of the notebook,
+and the `full` profile's CIFAR-10 path on a tiny local stand-in in the real python-pickle format."""
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from repro.sharpness import report, theory, zoo
+from repro.sharpness.definitions import MAIN_DEFINITION, definitions_table
+
+torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- report
+def _summary_inputs(n_kept=30, tau_scale=0.2, good_theory=True, seed=0):
+    rng = np.random.default_rng(seed)
+    inv = dict(adaptive_max_rel_dev=1e-6 if good_theory else 0.2, standard_min_rel_dev=0.4 if good_theory else 0.0,
+               max_function_change=1e-7)
+    fig1 = dict(rho=0.5, peak=0.19, peak_alpha=0.3, end=0.0 if good_theory else 0.1, ln_range=0.0,
+                interior_peak=True)
+    asym = pd.DataFrame(dict(rho=[0.1, 0.02], avg_ratio=[0.5, 0.97 if good_theory else 0.5],
+                             worst_ratio=[0.9, 1.03], first_order_ratio=[1.001, 1.0004]))
+    info = dict(grad_norm=1e-7, tr_rescaled=60.0, lmax_rescaled=30.0, n_params=31)
+    l1 = rng.uniform(1, 2, 20)
+    dln_df = pd.DataFrame(dict(l1=l1, half_tr_adaptive=l1 * (1 + 1e-12), half_tr_printed=l1 * 3))
+    dln_taus = dict(half_tr_adaptive=0.8, tr_plain=0.3, l1=0.8, tr_vs_lmax_adaptive=-0.2, n_converged=20)
+    rows = []
+    for d in ("adaptive_worst_linf_ln", "adaptive_worst_linf", "standard_avg_l2"):
+        for rho in (0.001, 0.004):
+            for t in ("test_err", "shift_err", "gen_gap"):
+                tau = tau_scale * (1 if d == MAIN_DEFINITION else -1)
+                rows.append(dict(definition=d, rho=rho, target=t, tau=tau + (0.01 if t == "gen_gap" else 0),
+                                 tau_within_mean=tau + 0.1, tau_lr=-0.3, tau_lr_within_mean=-0.4, n_models=n_kept))
+    taus = pd.DataFrame(rows)
+    cmp = pd.DataFrame(dict(sign_agrees=[True, True, True, False]))
+    st = pd.DataFrame(dict(steps=[10, 20], tau_vs_first=[1.0, 0.9]))
+    mt = pd.DataFrame(dict(m=[16, 32], tau_vs_first=[1.0, 0.85]))
+    return dict(inv=inv, fig1=fig1, asym=asym, asym_info=info, dln_df=dln_df, dln_taus=dln_taus, taus=taus, cmp=cmp,
+                n_kept=n_kept, steps_taus=st, m_taus=mt)
+
+
+def test_fmt_and_noise_level():
+    assert report.fmt(None) == "n/a" and report.fmt(float("nan")) == "n/a" and report.fmt(0.1234) == "+0.12"
+    assert report.fmt(0.5, ".0%") == "50%"
+    # the textbook value for M = 10 independent pairs
+    assert report.tau_noise_level(10) == pytest.approx(math.sqrt(2 * 25 / (9 * 90)))
+    assert report.tau_noise_level(40) < report.tau_noise_level(10)
+    assert math.isnan(report.tau_noise_level(1))
+
+
+def test_summary_scalars():
+    s = report.chapter_summary(**_summary_inputs())
+    assert s["tau_min"] == pytest.approx(-0.2) and s["tau_max"] == pytest.approx(0.2)
+    assert s["main_tau"] == pytest.approx(0.2) and s["main_rho"] == 0.001
+    assert s["sign_agree"] == pytest.approx(0.75) and s["n_signs"] == 4
+    assert s["gap_vs_test_max_diff"] == pytest.approx(0.01)
+    assert s["within_best_is_main"] and s["within_mean_minus_global"] == pytest.approx(0.1)
+    assert s["lr_within_neg_share"] == 1.0
+    assert s["dln_identity_err"] < 1e-10 and s["dln_printed_err"] == pytest.approx(2.0)
+    assert s["asym_rho"] == 0.02 and s["asym_tr_over_lmax"] == 2.0
+    assert s["steps_stable"] == 0.9 and s["m_stable"] == 0.85
+
+
+def test_claims_follow_the_evidence():
+    good = report.sharpness_claims(report.chapter_summary(**_summary_inputs()))
+    assert list(good.verdict[good.section.isin(["2.1", "2.2", "2.3"])]) == ["reproduced"] * 3
+    assert set(good.columns) >= {"section", "claim", "paper", "reproduced", "verdict"}
+    assert (good.verdict == "not testable at this scale").sum() == 1  # only ImageNet/CLIP/BERT
+    bad = report.sharpness_claims(report.chapter_summary(**_summary_inputs(good_theory=False, tau_scale=0.8)))
+    assert list(bad.verdict[bad.section.isin(["2.1", "2.2", "2.3"])]) == ["not reproduced"] * 3
+    # a strong positive global τ (0.8 > 0.5) contradicts "no strong positive τ"
+    row = bad[bad.claim.str.startswith("No definition")].iloc[0]
+    assert row.verdict == "not reproduced" and "+0.80" in row.reproduced
+
+
+def test_small_zoo_is_not_judged():
+    s = report.chapter_summary(**_summary_inputs(n_kept=4))
+    claims = report.sharpness_claims(s)
+    zoo_rows = claims[claims.section == "4"]
+    assert (zoo_rows.verdict == "not testable at this scale").all()
+    txt = report.verdict_markdown(s, claims, "smoke")
+    assert "not judged" in txt and "`smoke`" in txt
+
+
+def test_empty_tau_table_is_handled():
+    inp = _summary_inputs()
+    inp["taus"] = pd.DataFrame(columns=zoo.TAU_COLUMNS)
+    inp["cmp"] = pd.DataFrame()
+    s = report.chapter_summary(**inp)
+    assert not s["have_taus"] and math.isnan(s["tau_max"])
+    claims = report.sharpness_claims(s)
+    assert "n/a" in claims[claims.claim.str.startswith("Main measure")].reproduced.iloc[0]
+    assert "too small" in report.verdict_markdown(s, claims, "smoke")
+
+
+def test_dln_claim_thresholds():
+    inp = _summary_inputs()
+    inp["dln_taus"] = dict(inp["dln_taus"], half_tr_adaptive=0.5, tr_plain=0.6, tr_vs_lmax_adaptive=0.9)
+    c = report.sharpness_claims(report.chapter_summary(**inp))
+    dl = c[c.section == "3"].verdict.tolist()
+    assert dl == ["reproduced", "not reproduced", "not reproduced"]
+
+
+# ----------------------------------------------------------------------------- zoo helpers
+def _zdf():
+    return pd.DataFrame(dict(lr=[0.1, 0.2, 0.3, 0.4], group=["a", "a", "b", "b"], train_err=[0.0, 0.02, 0.0, 0.0],
+                             test_err=[0.3, 0.2, 0.25, 0.1], shift_err=[0.5, 0.4, 0.45, 0.3],
+                             gen_gap=[0.3, 0.18, 0.25, 0.1], diverged=[False, False, False, True],
+                             **{"x@0.1": [1.0, 2.0, 3.0, 4.0]}))
+
+
+def test_keep_mask_and_describe():
+    z = _zdf()
+    assert zoo.keep_mask(z, 0.01).tolist() == [True, False, True, False]
+    txt = zoo.describe_zoo(z, 0.01)
+    assert "4 models trained, 1 diverged, **2 kept**" in txt and "10.0%" not in txt
+    assert "no model passed" in zoo.describe_zoo(z.assign(train_err=1.0), 0.01)
+
+
+def test_tau_table_targets_and_small_input():
+    z = _zdf()
+    t = zoo.tau_table(z, [("x", 0.1)])
+    assert set(t.target) == {"test_err", "shift_err", "gen_gap"} and list(t.columns) == zoo.TAU_COLUMNS
+    assert zoo.tau_table(z.iloc[:2], [("x", 0.1)]).empty
+    assert list(zoo.tau_table(z.iloc[:2], [("x", 0.1)]).columns) == zoo.TAU_COLUMNS
+
+
+def test_main_columns_pick_smallest_radius():
+    grid = [(MAIN_DEFINITION, 0.004), (MAIN_DEFINITION, 0.001), ("adaptive_worst_linf", 0.002), ("standard_avg_l2", 0.1)]
+    assert zoo.main_columns(grid) == [f"{MAIN_DEFINITION}@0.001", "adaptive_worst_linf@0.002"]
+
+
+def test_definitions_table_lists_twelve():
+    t = definitions_table()
+    assert len(t) == 12 and t.logit_norm.sum() == 4 and (~t.adaptive).sum() == 4
+
+
+# ----------------------------------------------------------------------------- theory experiments
+def test_tiny_mlp_is_a_nondegenerate_minimum():
+    m, x, y, gnorm = theory.fit_tiny_mlp()
+    assert gnorm < 1e-4
+    w, _, H = theory.flat_hessian(m, x, y)
+    a = w.abs()
+    ev = torch.linalg.eigvalsh(a[:, None] * H * a[None, :])
+    assert ev[0] > -1e-6 * ev[-1]  # a minimum: PSD up to round-off
+    assert float(ev.sum()) > 1.3 * float(ev[-1])  # tr ≠ λ_max: avg and worst checks differ
+
+
+def test_asymptotics_table_ratios_approach_one():
+    df, info = theory.asymptotics_table(rhos=(0.2, 0.02), n_samples=2000, steps=50)
+    small = df[df.rho == 0.02].iloc[0]
+    big = df[df.rho == 0.2].iloc[0]
+    assert abs(small.worst_ratio - 1) < 0.1 and abs(small.avg_ratio - 1) < 0.15
+    assert abs(small.first_order_ratio - 1) < 0.01
+    assert abs(big.avg_ratio - 1) > abs(small.avg_ratio - 1)  # the expansion is only asymptotic
+    with pytest.raises(ValueError, match="n_samples"):
+        theory.asymptotics_table(n_samples=0)
+
+
+def test_fig1_experiment_summary():
+    alphas, curves, s = theory.fig1_experiment(rhos=(0.5, 0.1), alphas=np.logspace(-3, 3, 13))
+    assert len(curves) == 3 and s["interior_peak"] and s["end"] < 1e-3 * s["peak"] and s["ln_range"] < 1e-12
+
+
+def test_invariance_on_generic_bn_resnet():
+    from repro.models import create_model
+
+    torch.manual_seed(0)
+    net = theory.randomize_bn(create_model("resnet_t", 4), seed=0).eval()
+    assert len(theory.find_bn_conv_pairs(net)) == 4
+    x = torch.randn(8, 3, 16, 16)
+    y = torch.randint(0, 4, (8,))
+    inv = theory.invariance_table(net, None, None, (x, y), alphas=(0.2, 1.0, 5.0), steps=3, n_samples=3,
+                                  definitions=(("adaptive_worst_linf", 0.002), ("standard_worst_linf", 0.0005)))
+    s = theory.invariance_summary(inv)
+    assert s["max_function_change"] < 1e-4
+    assert s["adaptive_max_rel_dev"] < 1e-4 and s["standard_min_rel_dev"] > 1e-2
+    with pytest.raises(ValueError, match="no block"):
+        theory.find_bn_conv_pairs(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+# ----------------------------------------------------------------------------- full profile stand-in
+def _write_fake_cifar10(root, n_per_batch=12, n_test=20):
+    base = root / "cifar10" / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = n_test if name == "test_batch" else n_per_batch
+        d = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n)),
+             b"batch_label": name.encode()}
+        with open(base / name, "wb") as f:
+            pickle.dump(d, f)
+
+
+def test_full_profile_runs_on_a_cifar10_stand_in(tmp_path, monkeypatch):
+    """`full` = real CIFAR-10 via data_manifests/cifar10.yaml; here a tiny archive in the real format,
+    the packaged full profile with only the sizes shrunk (REPRO_PROFILE_DIR), run end to end."""
+    import yaml
+
+    from repro.config import chapter_config, profile_path
+
+    full = chapter_config("ch5", "full")
+    assert full["data"]["source"] == "cifar10" and full["zoo"]["n_models"] == 200
+    assert full["sharpness"]["n_points"] == 1024 and full["sharpness"]["steps"] == 20
+    assert full["sharpness"]["rho_index"] == [0, 1, 2, 3]
+
+    # a missing archive fails early, naming the manifest and the fetch command
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "empty"))
+    from repro.data.manifests import MissingAsset
+    with pytest.raises(MissingAsset, match="repro data fetch cifar10"):
+        zoo.prepare_data(full)
+
+    _write_fake_cifar10(tmp_path / "data")
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "data"))
+    small = dict(full, zoo=dict(full["zoo"], n_models=3, arch="resnet_t"),
+                 train=dict(full["train"], epochs=1, batch_size=20),
+                 shift=dict(full["shift"], names=["contrast", "gaussian_noise"], max_images=30),
+                 sharpness=dict(full["sharpness"], n_points=16, m=8, steps=2, n_samples=2, rho_index=[0]))
+    allp = yaml.safe_load(open(profile_path("ch5")))
+    allp["full"] = small
+    pdir = tmp_path / "profiles"
+    pdir.mkdir()
+    (pdir / "ch5.yaml").write_text(yaml.safe_dump(allp))
+    monkeypatch.setenv("REPRO_PROFILE_DIR", str(pdir))
+    cfg = chapter_config("ch5", "full")
+    assert cfg["zoo"]["n_models"] == 3 and cfg["data"]["source"] == "cifar10"
+
+    data = zoo.prepare_data(cfg)
+    assert data["x_train"].shape == (60, 3, 32, 32) and data["x_train"].dtype == torch.uint8
+    assert len(data["x_test"]) == 20 and len(data["x_shift"]) == 30 and data["num_classes"] == 10
+    entries = zoo.train_zoo(cfg, data, progress=False)
+    assert len(entries) == 3
+    grid = [(MAIN_DEFINITION, 0.001), ("adaptive_avg_l2", 0.05)]
+    zdf = zoo.sharpness_frame(entries, data, cfg, grid, progress=False)
+    assert zdf[f"{MAIN_DEFINITION}@0.001"].notna().all() and (zdf[f"{MAIN_DEFINITION}@0.001"] >= 0).all()
+    taus = zoo.tau_table(zdf, grid)
+    assert len(taus) == 6 and taus.tau.between(-1, 1).all()
+    # n_train/n_test subsets of the real splits
+    sub = zoo.prepare_data(dict(cfg, data=dict(source="cifar10", n_train=10, n_test=5)))
+    assert len(sub["x_train"]) == 10 and len(sub["x_test"]) == 5
+    with pytest.raises(ValueError, match="data.source"):
+        zoo.prepare_data(dict(cfg, data=dict(source="imagenet")))
