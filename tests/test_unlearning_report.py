@@ -106,3 +106,21 @@ def test_absolute_claim_for_the_full_profile():
     assert R.claim_absolute(side.assign(J_W=[20.0, 3.0, 1.0]))["verdict"] == "not reproduced"
     cl = R.chapter_claims(**_chapter_inputs(), side=side, real_data=True)
     assert cl.iloc[-1]["verdict"] == "reproduced" and "Original: 76.0 / 52.6" in cl.iloc[-1]["paper"]
+
+
+def test_ceiling_diagnostic_and_note():
+    from types import SimpleNamespace
+
+    from repro.unlearning import experiment as X
+
+    corpus = SimpleNamespace(descriptions={"e1": "it was founded in 1500 .", "e2": "it traded in salt ."})
+    w = SimpleNamespace(base_metrics=_m(J_W=100.0, standard=100.0, J_Avg=100.0, MC=100.0), corpus=corpus,
+                        base_gen=["it was founded in 1500 .", "it traded in wool ."])
+    d = X.ceiling_diagnostic(w)
+    assert d["at ceiling"].tolist() == [True, True, True, True, True]       # 1 of 2 descriptions perfect = 50 %
+    assert "WR-proxy ≤ 0.75" in d.iloc[-1]["consequence if at ceiling"]
+    assert "ceiling on standard, J_W, J_Avg, MC, WR_proxy" in R.ceiling_note(d)
+    w2 = SimpleNamespace(base_metrics=_m(J_W=76.0, standard=46.0, J_Avg=52.6, MC=59.6), corpus=corpus,
+                         base_gen=["no", "no"])
+    d2 = X.ceiling_diagnostic(w2)
+    assert not d2["at ceiling"].any() and R.ceiling_note(d2) == ""

@@ -369,6 +369,31 @@ def saturation(world: World, run: dict, target: str = REFUSAL) -> tuple[np.ndarr
     return lp, still, df
 
 
+def ceiling_diagnostic(world: World) -> pd.DataFrame:
+    """Which base-model metrics sit at their ceiling, so that a claim needing headroom cannot show.
+
+    The paper's base model answers 46 % single-query / 76 % worst-case forget and 52.6 % retain
+    (Table 1, Figure 13); a tiny model that memorised its corpus sits at 100 %. Then (i) the
+    base model's own single-query vs worst-case gap is 0 by construction, (ii) NLL-retain methods
+    cannot rise above the base on retain, and (iii) the WR proxy, a base-vs-unlearned comparison,
+    can only tie or lose on prompts where the base description is already perfect (token-F1 = 1)."""
+    b = world.base_metrics
+    c = world.corpus
+    refs = list(c.descriptions.values())[: len(world.base_gen)]
+    f1 = np.array([E.token_f1(g, r) for g, r in zip(world.base_gen, refs)]) if refs else np.array([np.nan])
+    rows = [{"metric": k, "base": float(b[k]), "ceiling": 100.0, "at ceiling": bool(b[k] >= 99.5), "consequence if at ceiling": why}
+            for k, why in [("standard", "single-query forget accuracy has no room below J_W for the base model"),
+                           ("J_W", "the base model's worst-case gap (paper +31) is 0 by construction"),
+                           ("J_Avg", "NLL-retain methods cannot rise above the base on retain (Table 1 claim untestable)"),
+                           ("MC", "the MC probe cannot separate methods that keep every generic fact")]]
+    perfect = float(np.mean(f1 >= 0.999)) * 100
+    rows.append({"metric": "WR_proxy (share of prompts with a perfect base description)", "base": perfect,
+                 "ceiling": 100.0, "at ceiling": bool(perfect >= 50),
+                 "consequence if at ceiling": f"on {perfect:.0f} % of prompts an unlearned model can at best tie the base (WR-proxy ≤ "
+                                f"{0.5 * perfect / 100 + (1 - perfect / 100):.2f})"})
+    return pd.DataFrame(rows)
+
+
 def worst_case_table(world: World, seed: int = 0) -> pd.DataFrame:
     """Figure 12 analogue: unlearn on canonical questions only, evaluate single query vs J_P / J_ICR / J_W."""
     keys = ["standard", "J_P", "J_ICR", "J_W"]

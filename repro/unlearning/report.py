@@ -265,11 +265,21 @@ def claim_absolute(side: pd.DataFrame, tol: float = 10.0) -> dict:
                 ok, "all", bool(np.abs(d).max() <= 2 * tol))
 
 
-def verdict_text(cl: pd.DataFrame, rows: dict, base: dict, real_data: bool = False) -> str:
+def ceiling_note(diag: pd.DataFrame | None) -> str:
+    """One sentence naming the base metrics at their ceiling (from the ceiling diagnostic table)."""
+    if diag is None or not diag["at ceiling"].any():
+        return ""
+    names = ", ".join(m.split(" (")[0] for m in diag.loc[diag["at ceiling"], "metric"])
+    return (f" The base model is at its ceiling on {names}; claims that need headroom there (the base model's own "
+            "worst-case gap, retain above base, WR proxy near 0.5) cannot show at this scale (ceiling diagnostic above).")
+
+
+def verdict_text(cl: pd.DataFrame, rows: dict, base: dict, real_data: bool = False,
+                 diag: pd.DataFrame | None = None) -> str:
     """The verdict paragraph: counts computed from the claim table plus the scale caveat."""
     # the "absolute numbers" row is a statement about scale, not a tested claim
     v = cl.loc[cl["section"] != "all", "verdict"] if "section" in cl else cl["verdict"]
-    return (f"**Verdict.** {scale_note(rows, base)} Of the {len(v)} qualitative claims tested here, "
+    return (f"**Verdict.** {scale_note(rows, base)}{ceiling_note(diag)} Of the {len(v)} qualitative claims tested here, "
             f"{int((v == 'reproduced').sum())} are reproduced, {int((v == 'partly reproduced').sum())} partly and "
             f"{int((v == 'not reproduced').sum())} not; {int((v == 'not testable at this scale').sum())} cannot be "
             "tested at this scale. " + (
