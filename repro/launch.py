@@ -261,12 +261,17 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, max_parallel: int 
         if executor == "local" and max_parallel == 1:
             _run_inline(todo, records, max_retries, sweep, folder)
         elif executor == "local":
+            if gpus_per_job:
+                raise ValueError("the local process pool does not assign GPUs (every worker would use GPU 0); on a "
+                                 "multi-GPU machine use --executor submitit-local --gpus-per-job 1 --max-parallel N, "
+                                 "which gives each job its own GPUs")
             _run_pool(todo, records, max_parallel, max_retries, sweep, folder, poll_s)
         else:
             ex = _make_submitit(executor, folder, partition=partition, gpus_per_job=gpus_per_job,
                                 cpus_per_job=cpus_per_job, mem_gb=mem_gb, timeout_min=timeout_min,
                                 max_parallel=max_parallel, slurm_options=slurm_options)
-            _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, folder, poll_s, wait)
+            _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, folder, poll_s, wait,
+                          gpus_per_job=gpus_per_job)
             if not wait:
                 _save_records(sweep, records, executor, folder)
                 return []
@@ -345,14 +350,52 @@ def _run_pool(todo, records, max_parallel, max_retries, sweep, folder, poll_s):
             log.warning("process pool broke; resubmitting %d jobs", len(queue))
 
 
-def _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, folder, poll_s, wait):
+def visible_gpu_ids() -> list[int]:
+    """GPU indices this process may hand out: ``$CUDA_VISIBLE_DEVICES`` when set, else all CUDA devices."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        try:
+            return [int(x) for x in env.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"CUDA_VISIBLE_DEVICES={env!r} is not a list of integer indices; give indices "
+                             "(e.g. 0,1,2,3) so jobs can be pinned to GPUs") from None
+    import torch
+
+    return list(range(torch.cuda.device_count()))
+
+
+def gpu_slots(ids: Sequence[int], gpus_per_job: int) -> list[list[int]]:
+    """Disjoint groups of ``gpus_per_job`` GPUs: the jobs that can run at once on one machine."""
+    if gpus_per_job < 1:
+        raise ValueError(f"gpus_per_job must be >= 1, got {gpus_per_job}")
+    slots = [list(ids[i:i + gpus_per_job]) for i in range(0, len(ids) - gpus_per_job + 1, gpus_per_job)]
+    if not slots:
+        raise RuntimeError(f"--gpus-per-job {gpus_per_job} but this machine shows {len(ids)} GPU(s) "
+                           f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); use fewer per job, "
+                           "--gpus-per-job 0 for CPU jobs, or --executor slurm")
+    return slots
+
+
+def _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, folder, poll_s, wait, gpus_per_job=0):
     name = "slurm" if ex.cluster == "slurm" else "submitit-local"
     pending = list(todo)
     running: dict = {}
+    # LocalExecutor gives every job GPUs 0..k-1; pin each job to its own free group instead
+    free = gpu_slots(visible_gpu_ids(), gpus_per_job) if (ex.cluster != "slurm" and gpus_per_job) else None
+    if free is not None:
+        max_parallel = min(max_parallel, len(free))
+    held: dict = {}
 
     def submit(batch):
         if ex.cluster == "slurm" and len(batch) > 1:
             sjobs = ex.submit_array([_Runner(j, root) for j in batch])  # one array, throttled by SLURM
+        elif free is not None:
+            sjobs = []
+            for j in batch:
+                held[j.key] = free.pop(0)
+                # AutoExecutor only forwards "setup" to LocalExecutor; visible_gpus is LocalExecutor's own parameter
+                getattr(ex, "_executor", ex).update_parameters(visible_gpus=held[j.key])
+                sjobs.append(ex.submit(_Runner(j, root)))
         else:
             sjobs = [ex.submit(_Runner(j, root)) for j in batch]
         for j, s in zip(batch, sjobs):
@@ -377,6 +420,8 @@ def _run_submitit(ex, todo, records, root, max_parallel, max_retries, sweep, fol
             if not s.done():
                 continue
             del running[key]
+            if key in held:
+                free.append(held.pop(key))
             if ex.cluster != "slurm" and not s.paths.result_pickle.exists():
                 # a local process that ended without a result was killed; submitit would wait ~15 s for it
                 ok, err = False, f"job process ended without a result (killed? state {s.state})"

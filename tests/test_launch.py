@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,13 @@ def die_once(i: int, marker_dir: str) -> dict:
         marker.write_text("started")
         os.kill(os.getpid(), signal.SIGKILL)
     return out
+
+
+def wait_for(i: int, marker: str) -> dict:
+    """Stays at work until ``marker`` exists (a job observed while running)."""
+    while not Path(marker).exists():
+        time.sleep(0.05)
+    return launch.example_job(i)
 
 
 def always_fails(i: int) -> dict:
@@ -95,31 +105,55 @@ def test_killed_job_in_process_pool(env):
 def test_submitit_sweep_kill_retry_failure_and_status(env):
     """One LocalExecutor sweep (parallel, to pay the worker start-up once per round):
     jobs SIGKILLed mid-way are resubmitted and end identical to a local run and in the cache; a job that
-    raises is retried, then reported with its log; `--status` in another process reads the jobs file."""
+    raises is retried, then reported with its log; a job still at work shows as running with its log;
+    `repro sweep --status` in another process reads it all back from the jobs file."""
     pytest.importorskip("submitit")
     markers = env / "markers"
     markers.mkdir()
     good = [Job("test_launch:die_once", {"i": i, "marker_dir": str(markers)}, "t_mixed") for i in range(2)]
     bad = [Job("test_launch:always_fails", {"i": 7}, "t_mixed", label="bad seven")]
-    with pytest.raises(RuntimeError, match="bad seven.*bad job 7"):
-        launch.run_jobs(good + bad, executor="submitit-local", max_parallel=3, max_retries=1, sweep="mixed", poll_s=0.1)
-    assert all(j.done() for j in good) and not bad[0].done()
+    slow = [Job("test_launch:wait_for", {"i": 5, "marker": str(markers / "go")}, "t_mixed", label="slow five")]
+    jobs = good + bad + slow
+    box: dict = {}
+
+    def sweep():
+        try:
+            launch.run_jobs(jobs, executor="submitit-local", max_parallel=4, max_retries=1, sweep="mixed", poll_s=0.1)
+        except Exception as e:  # noqa: BLE001 -- checked below, in the test's thread
+            box["error"] = e
+
+    t = threading.Thread(target=sweep)
+    t.start()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if launch.jobs_file("mixed").exists():
+                row = launch.status(slow, sweep="mixed")[0]
+                if row["state"] == "running" and row["log"]:
+                    break
+            time.sleep(0.2)
+        assert row["state"] == "running" and row["job_id"] and row["log"].endswith(".err")
+    finally:
+        (markers / "go").write_text("go")
+        t.join(timeout=180)
+    assert not t.is_alive()
+    assert isinstance(box.get("error"), RuntimeError) and re.search("bad seven.*bad job 7", str(box["error"]), re.S)
+    assert all(j.done() for j in good + slow) and not bad[0].done()
     for i, j in enumerate(good):
         _same(cache.read_entry(j.path()), launch.example_job(i))
     rec = json.loads(launch.jobs_file("mixed").read_text())
     assert rec["executor"] == "submitit-local" and all(v["job_id"] for v in rec["jobs"].values())
-    assert sorted(v["attempts"] for v in rec["jobs"].values()) == [2, 2, 2]  # killed once / failed twice
-    rows = launch.status(good + bad, sweep="mixed")
-    assert [r["state"] for r in rows] == ["done", "done", "failed"]
+    assert sorted(v["attempts"] for v in rec["jobs"].values()) == [1, 2, 2, 2]  # killed once / failed twice / slow
+    rows = launch.status(jobs, sweep="mixed")
+    assert [r["state"] for r in rows] == ["done", "done", "failed", "done"]
     assert Path(rows[2]["log"]).exists() and "bad job 7" in Path(rows[2]["log"]).read_text()
     # a rerun of the sweep resubmits only the failed job (the finished ones are cache hits)
-    with pytest.raises(RuntimeError, match="1 of 3 jobs failed"):
-        launch.run_jobs(good + bad, executor="local", max_retries=0, sweep="mixed")
-    code = ("import json,sys; from repro import launch; from repro.launch import Job; "
-            "jobs=[Job(**d) for d in json.loads(sys.argv[1])]; print(launch.format_status(launch.status(jobs, sweep='mixed')))")
-    spec = json.dumps([dict(fn=j.fn, params=j.params, name=j.name, label=j.label) for j in good + bad])
-    out = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True, check=True, env=os.environ).stdout
-    assert "done=2" in out and "failed=1" in out and "bad job 7" in out
+    with pytest.raises(RuntimeError, match="1 of 4 jobs failed"):
+        launch.run_jobs(jobs, executor="local", max_retries=0, sweep="mixed")
+    r = subprocess.run([sys.executable, "-m", "repro.cli", "sweep", "--status"], capture_output=True, text=True,
+                       env=os.environ)
+    assert r.returncode == 1, r.stderr  # not all done
+    assert "done=3" in r.stdout and "failed=1" in r.stdout and "bad job 7" in r.stdout and rows[2]["log"] in r.stdout
 
 
 @launch.register("t_example")
@@ -171,3 +205,27 @@ def test_builders_express_chapter_loops():
             launch.resolve(j.fn)
     with pytest.raises(ValueError, match="no full-profile sweep"):  # said, not silently empty
         launch.jobs_for("ch3", "full", 0)
+
+
+def visible_gpus_of_job(i: int) -> dict:
+    """What a job sees: its CUDA_VISIBLE_DEVICES (no CUDA needed to read it)."""
+    time.sleep(1.0)  # overlap with the other job, so two GPU groups are in use at once
+    return {"i": i, "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "t": time.time()}
+
+
+def test_gpu_slots_and_local_gpu_pinning(env, monkeypatch):
+    """On one multi-GPU machine each submitit-local job gets its own GPU group (not all GPU 0)."""
+    pytest.importorskip("submitit")
+    assert launch.gpu_slots([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
+    assert launch.gpu_slots([4, 6, 7], 1) == [[4], [6], [7]]
+    with pytest.raises(RuntimeError, match="shows 1 GPU"):
+        launch.gpu_slots([0], 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert launch.visible_gpu_ids() == [3, 5]
+    with pytest.raises(ValueError, match="process pool does not assign GPUs"):
+        launch.run_jobs([Job("repro.launch:example_job", {"i": 0}, "t_gpu")], executor="local", max_parallel=2,
+                        gpus_per_job=1)
+    jobs = [Job("test_launch:visible_gpus_of_job", {"i": i}, "t_gpu") for i in range(3)]
+    res = launch.run_jobs(jobs, executor="submitit-local", max_parallel=8, gpus_per_job=1, sweep="gpu", poll_s=0.1)
+    assert sorted(r["cvd"] for r in res[:2]) == ["3", "5"]  # the first two ran at once, on different GPUs
+    assert res[2]["cvd"] in ("3", "5")  # the third waited for a free GPU (max_parallel capped at 2)
