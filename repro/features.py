@@ -157,7 +157,8 @@ def extract(model: nn.Module, data, batch_size: int = 256, device=None, transfor
     if not cache:
         return extract_uncached(model, data, batch_size, device, transform, progress)
     x, y = _images_and_labels(data)
-    params = {"model": fingerprint(model), "arch": type(model).__qualname__, "images": fingerprint(x),
+    xfp = data.pixels_fingerprint() if hasattr(data, "pixels_fingerprint") else fingerprint(x)
+    params = {"model": fingerprint(model), "arch": type(model).__qualname__, "images": xfp,
               "labels": None if y is None else fingerprint(y), "transform": transform_id}
 
     def compute():

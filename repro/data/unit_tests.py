@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["UNIT_TESTS", "ABBREV", "make_unit_tests", "unit_test"]
+__all__ = ["UNIT_TESTS", "ABBREV", "make_unit_tests", "unit_test", "canonical_name"]
 
 GAUSS_SIGMAS = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5)
 SMOOTH_SIGMAS = (10, 15, 25, 40, 60, 85)
@@ -54,6 +54,29 @@ ABBREV = {
     "hstripes": "hor", "vstripes": "Ver", "smooth_noise": "SmN", "smooth_noise_plus": "SmN+",
     "smooth_colour": "SmCol", "smooth_pixel_perm": "SmPsPerm", "blobs": "Blob",
 }
+
+# spellings of the tests in the paper's tables (N-Tab.2, 10-12) and folder names of the NINCO archive
+# (``NINCO_OOD_unit_tests/<abbrev>/``), normalised to lower-case letters, digits and '+'
+_ALIASES = {"uni": "uniform", "gauss": "gaussian", "rad": "rademacher", "rade": "rademacher",
+            "psperm": "pixel_perm", "pperm": "pixel_perm", "perm": "pixel_perm", "bla": "black", "whi": "white",
+            "gre": "grey", "gray": "grey", "mon": "monochrome", "mono": "monochrome", "tri": "tricolour",
+            "tricolor": "tricolour", "ptri": "primary_tricolour", "pvtri": "primary_tricolour",
+            "primarytricolor": "primary_tricolour", "hor": "hstripes", "ver": "vstripes", "smn": "smooth_noise",
+            "smn+": "smooth_noise_plus", "smn2": "smooth_noise_plus", "smnplus": "smooth_noise_plus",
+            "smcol": "smooth_colour", "smoothcolor": "smooth_colour", "smpsperm": "smooth_pixel_perm",
+            "smpperm": "smooth_pixel_perm", "blob": "blobs"}
+
+
+def canonical_name(name: str) -> str:
+    """Our key (``UNIT_TESTS``) for a unit test named as in the paper's tables or the NINCO archive's
+    folders (``bla`` -> ``black``, ``SmN+`` -> ``smooth_noise_plus``); unknown names come back unchanged."""
+    if name in UNIT_TESTS:
+        return name
+    k = "".join(c for c in str(name).lower() if c.isalnum() or c == "+")
+    for key, ab in ABBREV.items():
+        if k in (key.replace("_", ""), "".join(c for c in ab.lower() if c.isalnum() or c == "+")):
+            return key
+    return _ALIASES.get(k, name)
 
 
 def _filter(img: np.ndarray, sigma_px: float) -> np.ndarray:

@@ -96,8 +96,11 @@ class ImageSet:
         idx = torch.as_tensor(idx)
         if idx.dtype == torch.bool:
             idx = idx.nonzero().flatten()
+        meta = dict(self.meta)
+        if isinstance(meta.get("files"), list) and len(meta["files"]) == len(self):
+            meta["files"] = [meta["files"][i] for i in idx.tolist()]  # per-image provenance follows the images
         return ImageSet(self.x[idx], self.y[idx], list(self.class_names), name or self.name,
-                        None if self.flags is None else self.flags[idx], dict(self.meta))
+                        None if self.flags is None else self.flags[idx], meta)
 
     def per_class(self) -> dict:
         """Number of images per class name."""
@@ -107,6 +110,16 @@ class ImageSet:
     def first_per_class(self, k: int = 1) -> tuple[torch.Tensor, list]:
         """The first ``k`` images of every class (in class order) and their class names, for galleries."""
         return first_per_class(self, k)
+
+    def pixels_fingerprint(self) -> str:
+        """``repro.cache.fingerprint(self.x)``, memoised (the feature cache keys on it once per model
+        and set; hashing a paper-scale set takes seconds)."""
+        fp = getattr(self, "_xfp", None)
+        if fp is None:
+            from ..cache import fingerprint
+
+            fp = self._xfp = fingerprint(self.x)
+        return fp
 
     def __fingerprint__(self) -> str:
         # lets repro.cache.fingerprint hash an ImageSet by content (memoised: tensors are not

@@ -155,8 +155,11 @@ def _load_full(bcfg: dict, seed: int):
     params = {k: s[k] for k in ("resolution", "crop_pct", "n_train_per_class", "n_val_per_class", "n_test_per_class",
                                 "ninco_max_per_class", "popular", "openood")}
     params.update(imagenet=str(imagenet), ninco=str(ninco_dir))
-    return World(id_train, id_val, id_test, ood, seed, res, params, unit_tests=dict(nin["unit_tests"]),
-                 source="imagefolder")
+    from ..data.unit_tests import canonical_name
+
+    # archive folder names (e.g. 'bla') -> our unit-test keys ('black'), so tables line up across profiles
+    unit = {canonical_name(k): v for k, v in nin["unit_tests"].items()}
+    return World(id_train, id_val, id_test, ood, seed, res, params, unit_tests=unit, source="imagefolder")
 
 
 def benchmark_unit_tests(world, cfg: dict, seed: int) -> dict:

@@ -10,28 +10,54 @@ import pandas as pd
 
 from . import PALETTE
 
-__all__ = ["gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking", "fpr_cdf"]
+__all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking", "fpr_cdf"]
 
 
 def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scale: float = 1.1, suptitle: str = ""):
-    """A grid of uint8 images [N, 3, H, W] with optional titles."""
+    """A grid of uint8 images [N, 3, H, W] with optional titles.
+
+    Drawn as one mosaic in a single axes (one subplot per image makes layout cost grow with N)."""
     x = images.permute(0, 2, 3, 1).cpu().numpy() if hasattr(images, "permute") else np.asarray(images)
     n = len(x)
     if n == 0:
         raise ValueError("gallery needs at least one image")
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"gallery expects images [N, 3, H, W] (tensor) or [N, H, W, 3] (array), got {x.shape}")
+    ncols = max(1, min(int(ncols), n))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    h, w = x.shape[1:3]
+    pad = max(1, h // 16)
+    top = int(round(h * 0.3)) if titles is not None else 0  # room for the title above each image
+    ch, cw = h + top + pad, w + pad
+    canvas = np.full((nrows * ch, ncols * cw, 3), 255, dtype=np.uint8)
     for i in range(n):
-        ax = axes.flat[i]
-        ax.imshow(x[i], interpolation="nearest")
-        if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=7)
+        r, c = divmod(i, ncols)
+        canvas[r * ch + top: r * ch + top + h, c * cw: c * cw + w] = x[i]
+    fig, ax = plt.subplots(figsize=(ncols * scale, nrows * scale * (ch / cw)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    if titles is not None:
+        for i in range(n):
+            r, c = divmod(i, ncols)
+            ax.text(c * cw + w / 2, r * ch + top - 1, str(titles[i]), ha="center", va="bottom", fontsize=7)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.subplots_adjust(0, 0, 1, 0.95 if suptitle else 1)
     return fig
+
+
+def contamination_gallery(pop, per_flag: int = 6):
+    """Images of a flagged popular-dataset analogue: clean, categorical and incidental
+    contamination (``repro.data.world.CONTAMINATION``), ``per_flag`` of each (Fig. 3.1 / N-Fig.1)."""
+    import torch
+
+    from ..data.world import CONTAMINATION
+
+    if getattr(pop, "flags", None) is None:
+        raise ValueError(f"set {getattr(pop, 'name', pop)!r} has no contamination flags; only the generated "
+                         "world's popular-dataset analogues carry them")
+    idx = torch.cat([torch.nonzero(pop.flags == f).flatten()[:per_flag] for f in CONTAMINATION])
+    return gallery(pop.x[idx], [CONTAMINATION[int(pop.flags[i])] for i in idx], ncols=per_flag)
 
 
 def fpr_heatmap(per_class: pd.DataFrame, method: str, dataset: str = "ninco", value: str = "fpr"):
@@ -55,32 +81,40 @@ def fpr_heatmap(per_class: pd.DataFrame, method: str, dataset: str = "ninco", va
 
 
 def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, threshold: float = 0.10):
-    """One panel per method: models x unit tests, FPR (%) coloured, failed tests (FPR > threshold) marked."""
-    import seaborn as sns
+    """One panel per method: models x unit tests, FPR (%) coloured, failed tests (FPR > threshold) marked x.
 
+    Tick labels only on the outer panels and one marker artist per panel: text rendering is what
+    makes a grid of many small heatmaps slow."""
     methods = list(methods or unit["method"].unique())
     ncols = min(4, len(methods))
     nrows = int(np.ceil(len(methods) / ncols))
     tests = list(dict.fromkeys(unit["test"]))
     models = list(dict.fromkeys(unit["model"]))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 0.35 * len(models) * nrows + 2.2 * nrows),
-                             squeeze=False, sharey=True)
+                             squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat[len(methods):]:
         ax.axis("off")
-    for ax, m in zip(axes.flat, methods):
-        d = unit[unit["method"] == m].pivot_table(index="model", columns="test", values="fpr", sort=False)
-        d = d.reindex(index=models, columns=tests) * 100
-        sns.heatmap(d, ax=ax, cmap="rocket_r", vmin=0, vmax=100, cbar=False, linewidths=0.3, linecolor="white")
-        fails = d > threshold * 100
-        for (i, j), f in np.ndenumerate(fails.to_numpy()):
-            if f:
-                ax.text(j + 0.5, i + 0.5, "x", ha="center", va="center", fontsize=7, color="white")
-        ax.set_title(f"{m}: {int(fails.to_numpy().sum())} fails", fontsize=9)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        ax.tick_params(axis="x", labelsize=6, rotation=90)
-        ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
+    wide = unit.pivot_table(index=["method", "model"], columns="test", values="fpr", sort=False)
+    im = None
+    for k, (ax, m) in enumerate(zip(axes.flat, methods)):
+        d = wide.loc[m].reindex(index=models, columns=tests).to_numpy() * 100 if m in wide.index.get_level_values(0) \
+            else np.full((len(models), len(tests)), np.nan)
+        im = ax.imshow(d, cmap="rocket_r", vmin=0, vmax=100, aspect="auto", interpolation="nearest")
+        fi, fj = np.nonzero(d > threshold * 100)
+        dark = d[fi, fj] > 50  # white marks on dark cells, black on light ones
+        ax.scatter(fj, fi, marker="x", s=12, c=np.where(dark, "white", "black"), linewidths=0.8)
+        ax.set_title(f"{m}: {len(fi)} fails", fontsize=9)
+        ax.grid(False)
+        r, c = divmod(k, ncols)
+        ax.set_xticks(range(len(tests)))
+        ax.set_yticks(range(len(models)))
+        if r == nrows - 1 or k + ncols >= len(methods):
+            ax.set_xticklabels(tests, fontsize=6, rotation=90)
+            ax.tick_params(axis="x", labelbottom=True)
+        if c == 0:
+            ax.set_yticklabels(models, fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="FPR@95 (%)")
     return fig
 
 

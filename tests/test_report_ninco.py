@@ -1,0 +1,118 @@
+"""ninco_claims: each claim's verdict follows the numbers (synthetic frames built to give each verdict)."""
+import pandas as pd
+import pytest
+
+from repro.ood.report_ninco import ninco_claims, paper_beats_msp, paper_mean_fpr
+from repro.reference import CLAIM_COLUMNS, VERDICTS
+
+METHODS = ["msp", "maha", "rmaha", "vim", "cosine", "rcos"]
+
+
+def summary(fpr: dict) -> pd.DataFrame:
+    """fpr: {model: {method: mean_fpr}} -> ninco_summary-like rows."""
+    return pd.DataFrame([dict(model=m, method=k, dataset="ninco", mean_fpr=v) for m, d in fpr.items() for k, v in d.items()])
+
+
+def units(fails: dict, n_tests: int = 17) -> pd.DataFrame:
+    """fails: {(model, method): number of failed tests}."""
+    rows = []
+    for (m, k), nf in fails.items():
+        for t in range(n_tests):
+            rows.append(dict(model=m, method=k, test=f"t{t}", fpr=0.5 if t < nf else 0.0, failed=t < nf))
+    return pd.DataFrame(rows)
+
+
+def cleaning(drops: dict) -> pd.DataFrame:
+    """drops: {(set, method): (fpr_original, fpr_cleaned)}."""
+    return pd.DataFrame([dict(model="a", method=k, set=s, p=0.5, fpr_original=o, fpr_cleaned=c, fp_share_contaminated=0.5)
+                         for (s, k), (o, c) in drops.items()])
+
+
+def study(fprs: dict) -> pd.DataFrame:
+    return pd.DataFrame([dict(model="a", method="msp", p=p, rep=0, n=100, fpr_original=o, fpr_cleaned=0.1)
+                         for p, o in fprs.items()])
+
+
+def verdict(df, claim_start):
+    rows = df[df.claim.str.startswith(claim_start)]
+    assert len(rows) == 1, (claim_start, list(df.claim))
+    return rows.verdict.iloc[0]
+
+
+# three models; cosine and rmaha beat msp on all of them; the best method differs between models
+GOOD = {"m1": dict(msp=0.6, maha=0.2, rmaha=0.3, vim=0.5, cosine=0.4, rcos=0.45),
+        "m2": dict(msp=0.7, maha=0.5, rmaha=0.3, vim=0.6, cosine=0.4, rcos=0.45),
+        "m3": dict(msp=0.8, maha=0.7, rmaha=0.6, vim=0.7, cosine=0.3, rcos=0.45)}
+FAIL_FEAT = {(m, k): (3 if k in ("maha", "rmaha", "vim") else 0) for m in GOOD for k in METHODS}
+
+
+def test_all_reproduced_when_numbers_agree():
+    df = ninco_claims(summary(GOOD), units(FAIL_FEAT),
+                      cleaning({("pop_species", "msp"): (0.6, 0.4), ("pop_species", "maha"): (0.6, 0.2),
+                                ("pop_places", "msp"): (0.5, 0.4), ("pop_places", "maha"): (0.5, 0.1)}),
+                      study({0.0: 0.2, 0.3: 0.4, 0.6: 0.7}))
+    assert list(df.columns[:4]) == CLAIM_COLUMNS and set(df.verdict) <= set(VERDICTS)
+    for c in ("Cleaning contaminated", "Cleaning lowers the FPR more", "The more ID objects", "No detector is best",
+              "RMaha and Cosine", "Maha/RMaha/ViM fail", "Unit tests reveal"):
+        assert verdict(df, c) == "reproduced", c
+    # the pretraining claim needs the paper's checkpoints
+    assert verdict(df, "IN-21k pretraining") == "not testable at this scale"
+
+
+def test_verdicts_flip_with_the_numbers():
+    one_best = {m: {**d, "maha": 0.01} for m, d in GOOD.items()}
+    worse = {m: {**d, "rmaha": 0.9, "cosine": 0.9} for m, d in GOOD.items()}
+    df = ninco_claims(summary(one_best), units({k: 0 for k in FAIL_FEAT}),
+                      cleaning({("pop_species", "msp"): (0.6, 0.4), ("pop_species", "maha"): (0.6, 0.5)}),
+                      study({0.0: 0.5, 0.3: 0.4, 0.6: 0.3}))
+    assert verdict(df, "Cleaning contaminated") == "reproduced"
+    assert verdict(df, "Cleaning lowers the FPR more") == "not reproduced"  # Maha gains less than MSP
+    assert verdict(df, "The more ID objects") == "not reproduced"
+    assert verdict(df, "No detector is best") == "not reproduced"
+    assert verdict(df, "Maha/RMaha/ViM fail") == "not reproduced"
+    assert verdict(df, "Unit tests reveal") == "not reproduced"
+    assert verdict(ninco_claims(summary(worse), units(FAIL_FEAT)), "RMaha and Cosine") == "not reproduced"
+    half = {m: {**d, "cosine": 0.99} for m, d in GOOD.items()}  # rmaha still beats msp, cosine never
+    assert verdict(ninco_claims(summary(half), units(FAIL_FEAT)), "RMaha and Cosine") == "partly reproduced"
+
+
+def test_partly_reproduced_cleaning():
+    df = ninco_claims(summary(GOOD), units(FAIL_FEAT),
+                      cleaning({("pop_species", "msp"): (0.6, 0.4), ("pop_species", "maha"): (0.6, 0.2),
+                                ("pop_places", "msp"): (0.5, 0.4), ("pop_places", "maha"): (0.5, 0.45)}))
+    assert verdict(df, "Cleaning lowers the FPR more") == "partly reproduced"
+
+
+def test_missing_inputs_are_not_testable_with_a_reason():
+    two = {k: GOOD[k] for k in ("m1", "m2")}
+    df = ninco_claims(summary(two), units({}), cleaning=None, study=pd.DataFrame())
+    for c in ("Cleaning contaminated", "Cleaning lowers the FPR more", "The more ID objects", "No detector is best",
+              "Maha/RMaha/ViM fail", "Unit tests reveal"):
+        assert verdict(df, c) == "not testable at this scale", c
+    assert df[df.claim.str.startswith("Cleaning contaminated")].reproduced.iloc[0].startswith("no OOD set")
+
+
+def test_pretraining_claim_with_paper_models():
+    fpr = {"ViT-B-384-21k": dict(msp=0.5, maha=0.25, rmaha=0.3, vim=0.3, cosine=0.4, rcos=0.4),
+           "ViT-B-224-21k": dict(msp=0.55, maha=0.3, rmaha=0.35, vim=0.35, cosine=0.45, rcos=0.45),
+           "ResNet50": dict(msp=0.7, maha=0.7, rmaha=0.6, vim=0.65, cosine=0.62, rcos=0.6)}
+    df = ninco_claims(summary(fpr), units({}))
+    assert verdict(df, "IN-21k pretraining") == "reproduced"
+    assert "25.0 %" in df[df.claim.str.startswith("IN-21k")].reproduced.iloc[0]
+    fpr["ResNet50"]["cosine"] = 0.1  # a 1k model is now best: only partly
+    assert verdict(ninco_claims(summary(fpr), units({})), "IN-21k pretraining") == "not reproduced"
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="columns"):
+        ninco_claims(pd.DataFrame({"x": [1]}), units({}))
+    with pytest.raises(ValueError, match="no rows for dataset"):
+        ninco_claims(summary(GOOD), units({}), dataset="nope")
+
+
+def test_paper_table_helpers():
+    t = paper_mean_fpr()
+    assert t.loc["ViT-B-384-21k", "maha"] == 27.5
+    assert paper_beats_msp("rmaha") == (22, 26)
+    with pytest.raises(ValueError, match="unknown method"):
+        paper_beats_msp("nope")
