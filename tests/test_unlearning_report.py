@@ -124,3 +124,11 @@ def test_ceiling_diagnostic_and_note():
                          base_gen=["no", "no"])
     d2 = X.ceiling_diagnostic(w2)
     assert not d2["at ceiling"].any() and R.ceiling_note(d2) == ""
+
+
+def test_relearning_claim_rejects_a_collapsed_model():
+    df = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4, 8], "J_W_relearn": [18, 18, 16, 0],
+                       "Rep": [344, 353, 320, 3]})
+    r = R.claim_relearning(df)
+    assert r["verdict"] == "partly reproduced" and "Rep 344 → 3" in r["reproduced"]
+    assert R.claim_relearning(df.assign(Rep=[344, 353, 320, 300]))["verdict"] == "reproduced"

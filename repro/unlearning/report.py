@@ -140,13 +140,20 @@ def claim_targets(df: pd.DataFrame, base: dict) -> dict:
 
 
 def claim_relearning(df: pd.DataFrame) -> dict:
+    """Table 3: JensUn's recovered J_W falls with unlearning length *while the model stays usable*
+    (WR 0.39 at 2000 steps); a model that collapsed (GradDiff: WR 0.03) resists relearning trivially,
+    so the longest run must keep Rep ≥ ½ of the shortest run's when ``Rep`` is given."""
     j = df[df["method"] == "jensun"].sort_values("multiple")
     rho = spearmanr(j["multiple"], j["J_W_relearn"]).statistic if j["J_W_relearn"].nunique() > 1 else 0.0
-    ok = rho < 0 and j["J_W_relearn"].iloc[-1] < j["J_W_relearn"].iloc[0]
-    return _row("Benign relearning: JensUn's recovered J_W shrinks as unlearning gets longer",
-                "27 → 24 → 19 → 14 → 8 for 200…2000 steps (Table 3)",
+    trend = rho < 0 and j["J_W_relearn"].iloc[-1] < j["J_W_relearn"].iloc[0]
+    usable = "Rep" not in j or j["Rep"].iloc[-1] >= 0.5 * j["Rep"].iloc[0]
+    util = (f"; Rep {j['Rep'].iloc[0]:.0f} → {j['Rep'].iloc[-1]:.0f} before relearning" if "Rep" in j else "")
+    return _row("Benign relearning: JensUn's recovered J_W shrinks as unlearning gets longer, without utility collapse "
+                "(longest run keeps Rep ≥ ½ of the shortest)",
+                "27 → 24 → 19 → 14 → 8 for 200…2000 steps, WR 0.47 → 0.39 (Table 3)",
                 " → ".join(f"{v:.0f}" for v in j["J_W_relearn"]) + f" for {', '.join(f'{k}×' for k in j['multiple'])} "
-                f"(Spearman {rho:.2f})", ok, "Table 3", j["J_W_relearn"].iloc[-1] <= j["J_W_relearn"].iloc[0])
+                f"(Spearman {rho:.2f}){util}", bool(trend and usable), "Table 3",
+                bool(j["J_W_relearn"].iloc[-1] <= j["J_W_relearn"].iloc[0]))
 
 
 def claim_mc_vs_generation(base: dict, rows: dict) -> dict:
