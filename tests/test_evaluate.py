@@ -108,3 +108,34 @@ def test_bad_input(toy):
         per_class_metrics([], sood)
     with pytest.raises(ValueError, match="no clean"):
         cleaning_effect(sid, sood[:3], [1, 1, 2])
+
+
+def test_evaluate_zoo_on_the_generated_world():
+    """repro.ood.benchmark: the smoke/cpu path (generated world) gives every frame chapter 3 needs."""
+    from repro.config import chapter_config
+    from repro.ood.benchmark import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
+    from repro.zoo import trained_zoo
+
+    cfg = chapter_config("ch3", "smoke")
+    cfg["world"].update(n_train_per_class=6, n_test_per_class=4, n_popular=24)
+    cfg["unit_tests"] = {"n": 4}
+    w = load_ood_benchmark(cfg, "smoke", 0)
+    assert w.source == "generated" and w.unit_tests is None
+    units = benchmark_unit_tests(w, cfg, 0)
+    assert len(units) == 17 and all(u.shape[0] == 4 for u in units.values())
+    zoo = trained_zoo(w, [{"name": "c", "arch": "convnext_t", "epochs": 1, "batch_size": 32}], progress=False)
+    dets = {"msp": {}, "maha": {}, "knn": {"k": 3}}
+    res = evaluate_zoo(w, zoo, units, dets, {"ps": [0.0, 0.3], "reps": 2, "pool_n": 60, "pool_p": 0.5}, seed=0)
+    assert res["ood_sets"] == ["ninco", "near", "far"] and res["skipped"] == []
+    assert set(res["summary"].method) == set(dets) and set(res["summary"].dataset) == {"ninco", "near", "far"}
+    assert len(res["units"]) == 17 * len(dets) and set(res["units"].test) == set(units)
+    assert set(res["cleaning"].set) == set(res["flagged_sets"]) == {k for k in w.ood if not k.endswith("_clean")
+                                                                   and k.startswith("pop_")}
+    assert sorted(res["study"].p.unique()) == [0.0, 0.3]
+    # the same world without a contamination config: the study is skipped, and the result says why
+    res2 = evaluate_zoo(w, zoo, {}, {"msp": {}}, None, ood_sets=["ninco"])
+    assert res2["study"].empty and res2["units"].empty and not res2["cleaning"].empty
+    with pytest.raises(ValueError, match="not in the world"):
+        evaluate_zoo(w, zoo, {}, {"msp": {}}, ood_sets=["nope"])
+    with pytest.raises(ValueError, match="at least one detector"):
+        evaluate_zoo(w, zoo, {}, {})

@@ -105,3 +105,33 @@ def test_zoo_trains_once_and_reloads(tmp_path, monkeypatch):
     np.testing.assert_array_equal(fa.features, fb.features)
     with pytest.raises(ValueError, match="unknown key"):
         zoo_entries([{"name": "x", "arch": "mixer_t", "epoch": 3}])
+
+
+def test_resize_normalize_transform_and_cache_key(images):
+    from repro.features import ResizeNormalize
+
+    t = ResizeNormalize(48, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), interpolation="bilinear")
+    y = t(images[:2])
+    assert y.shape == (2, 3, 48, 48) and y.dtype == torch.float32
+    # constant images stay constant through resizing; normalisation is per channel
+    c = torch.full((1, 3, 16, 16), 255, dtype=torch.uint8)
+    np.testing.assert_allclose(t(c)[0, :, 0, 0].numpy(), [(1 - 0.5) / 0.2, (1 - 0.4) / 0.25, (1 - 0.3) / 0.3], rtol=1e-5)
+    same = ResizeNormalize(images.shape[-1], (0.5,) * 3, (0.5,) * 3)
+    torch.testing.assert_close(same(images[:2]), preprocess(images[:2]))  # no resize at the stored size
+    assert t.id != same.id and "48" in t.id
+    with pytest.raises(ValueError, match="mean/std"):
+        ResizeNormalize(32, (0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def test_pretrained_entry_needs_matching_classes(tmp_path, monkeypatch):
+    # hub weights with 1000 classes on a 10-class world would get a re-initialised head: refuse
+    import timm
+
+    from repro.zoo import ZooEntry, _create_pretrained
+
+    sd = tmp_path / "w.pth"
+    torch.save(timm.create_model("test_vit", num_classes=4).state_dict(), sd)
+    m = _create_pretrained(ZooEntry("a", "test_vit", pretrained=True, checkpoint=str(sd)), 4)
+    assert m.get_classifier().out_features == 4
+    with pytest.raises(ValueError, match="do not fit"):
+        _create_pretrained(ZooEntry("a", "test_vit", pretrained=True, checkpoint=str(sd)), 7)

@@ -150,3 +150,15 @@ def test_bad_input():
         unit_test("pixel_perm", n=2, size=8, source_images=torch.zeros(2, 8, 8))
     with pytest.raises(ValueError, match="n >= 1"):
         unit_test("black", n=0)
+
+
+def test_canonical_names_of_paper_tables_and_archive_folders():
+    from repro.data.unit_tests import canonical_name
+
+    for key, ab in ABBREV.items():
+        assert canonical_name(key) == key and canonical_name(ab) == key and canonical_name(ab.lower()) == key
+    # N-Tab.2 column names and the NINCO archive's folder names
+    assert [canonical_name(n) for n in ("bla", "whi", "gre", "hor", "SmN", "Rad", "mon")] == \
+        ["black", "white", "grey", "hstripes", "smooth_noise", "rademacher", "monochrome"]
+    assert canonical_name("P/Tri") == "primary_tricolour" and canonical_name("SmN2") == "smooth_noise_plus"
+    assert canonical_name("unknown_test") == "unknown_test"

@@ -110,3 +110,36 @@ def test_bad_input():
 def test_subset_and_per_class(world):
     s = world.id_test.subset(world.id_test.y == 0)
     assert len(s) == 3 and s.per_class()["disk"] == 3
+
+
+def test_first_per_class(world):
+    from repro.data.world import first_per_class
+
+    x, t = first_per_class(world.id_test, 2)
+    assert x.shape == (20, 3, 32, 32) and t == [c for c in ID_SHAPES for _ in range(2)]
+    idx = [int(torch.nonzero(world.id_test.y == 0).flatten()[0])]
+    assert torch.equal(x[0], world.id_test.x[idx[0]])
+    x1, t1 = world.ood["ninco"].first_per_class()
+    assert len(x1) == len(world.ood["ninco"].class_names) and t1 == world.ood["ninco"].class_names
+    with pytest.raises(ValueError, match="k must be"):
+        first_per_class(world.id_test, 0)
+
+
+def test_subset_keeps_per_image_files_and_pixel_fingerprint_is_memoised():
+    x = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 8, 8).contiguous()
+    s = ImageSet(x, torch.tensor([0, 1, 0, 1]), ["a", "b"], "s", meta={"files": ["f0", "f1", "f2", "f3"]})
+    assert s.subset(s.y == 1).meta["files"] == ["f1", "f3"]
+    assert s.pixels_fingerprint() == fingerprint(x) and s._xfp == fingerprint(x)
+
+
+def test_loaded_world_fingerprint_and_no_popular(world):
+    from repro.data.world import World
+
+    w = World(world.id_train, world.id_val, world.id_test, {"ninco": world.ood["ninco"]}, 0, 32, {},
+              unit_tests={"black": torch.zeros(2, 3, 32, 32, dtype=torch.uint8)}, source="imagefolder")
+    w2 = World(world.id_train, world.id_val, world.id_test, {"ninco": world.ood["near"]}, 0, 32, {},
+               unit_tests=w.unit_tests, source="imagefolder")
+    # a loaded world is fingerprinted by content (not by generator params, which it has none of)
+    assert fingerprint(w) != fingerprint(w2) and fingerprint(w) == fingerprint(w)
+    with pytest.raises(ValueError, match="only in the generated world"):
+        w.popular("x", n=10, p=0.3)

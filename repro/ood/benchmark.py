@@ -207,7 +207,8 @@ def evaluate_zoo(world, zoo: Sequence, unit_imgs: dict, detectors: dict, contami
     missing = [k for k in ood_sets if k not in world.ood]
     if missing:
         raise ValueError(f"OOD set(s) {missing} are not in the world; available: {sorted(world.ood)}")
-    flagged = sorted(k for k, v in world.ood.items() if v.flags is not None)
+    # sets with contaminated images to clean (a cleaned copy keeps its all-zero flags: nothing to compare)
+    flagged = sorted(k for k, v in world.ood.items() if v.flags is not None and bool((v.flags != 0).any()))
     skipped = []
     if not flagged:
         skipped.append("cleaning effect (N-Fig.3): the OOD sets carry no per-image contamination flags "
