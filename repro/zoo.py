@@ -169,11 +169,42 @@ def _create_pretrained(entry: ZooEntry, num_classes: int) -> nn.Module:
             f"{e}). Put them in the local Hugging Face cache (e.g. `python -c \"import timm; "
             f"timm.create_model('{entry.arch}', pretrained=True)\"` on a machine with internet, then copy $HF_HOME), "
             "or give a local file in the zoo entry: `checkpoint: /path/to/weights`.") from e
+    _linear_head(model)
     ncls = model.pretrained_cfg.get("num_classes")
     if not entry.checkpoint and ncls is not None and int(ncls) != int(num_classes):
         raise ValueError(f"zoo entry {entry.name!r}: the checkpoint {entry.arch!r} has {ncls} classes but the ID set has "
                          f"{num_classes}; timm would re-initialise the classifier head (the detectors need the trained "
                          "head). Use the checkpoint's ID set (ImageNet-1k) or a `checkpoint:` file with matching classes")
+    return model
+
+
+class ConvAsLinear(nn.Linear):
+    """A 1x1-conv classifier (BiT / timm ResNetV2 heads) as the ``nn.Linear`` the detectors read (W, b).
+
+    Accepts the conv's [N, C, 1, 1] input too, so the model's own ``forward`` still works."""
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> "ConvAsLinear":
+        lin = cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(conv.weight.flatten(1))
+            if conv.bias is not None:
+                lin.bias.copy_(conv.bias)
+        return lin.to(conv.weight.device, conv.weight.dtype)
+
+    def forward(self, x):
+        if x.ndim == 4:
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x)
+
+
+def _linear_head(model: nn.Module) -> nn.Module:
+    """Swap a 1x1-conv classifier for the equivalent :class:`ConvAsLinear` (same outputs)."""
+    head = model.get_classifier() if callable(getattr(model, "get_classifier", None)) else None
+    if isinstance(head, nn.Conv2d) and head.kernel_size == (1, 1) and head.groups == 1:
+        name = next(n for n, m in model.named_modules() if m is head)
+        parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+        setattr(parent, name.rpartition(".")[2], ConvAsLinear.from_conv(head))
     return model
 
 

@@ -135,3 +135,25 @@ def test_pretrained_entry_needs_matching_classes(tmp_path, monkeypatch):
     assert m.get_classifier().out_features == 4
     with pytest.raises(ValueError, match="do not fit"):
         _create_pretrained(ZooEntry("a", "test_vit", pretrained=True, checkpoint=str(sd)), 7)
+
+
+def test_conv_classifier_becomes_linear_with_identical_outputs():
+    # BiT-m (timm ResNetV2) has a 1x1-conv head; the detectors need it as a Linear (W, b)
+    import timm
+
+    from repro.models import classifier_head
+    from repro.zoo import ConvAsLinear, _linear_head
+
+    torch.manual_seed(0)
+    m = timm.create_model("resnetv2_18", num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = m(x)
+    _linear_head(m)
+    assert isinstance(classifier_head(m), ConvAsLinear)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), ref)  # the model's own forward is unchanged
+        f = m.forward_head(m.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(classifier_head(m)(f), ref)
+    f2 = extract_uncached(m, (x.clamp(-1, 1) * 127.5 + 127.5).to(torch.uint8), device="cpu")
+    assert f2.head.W.shape == (3, f.shape[1])
