@@ -74,14 +74,22 @@ def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class
         labels += [c] * len(fs)
     if not files:
         raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) found under {root}")
+    # decoded straight into one preallocated [N, 3, H, W] tensor: no stacked copy (paper-scale sets are tens of GB)
+    x = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
+
+    def load(f):
+        return _load_image(f, resolution, crop_pct)
+
     if workers and workers > 0 and len(files) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(int(workers)) as pool:
-            x = np.stack(list(pool.map(lambda f: _load_image(f, resolution, crop_pct), files, chunksize=64)))
+            for i, a in enumerate(pool.map(load, files)):
+                x[i] = torch.from_numpy(a).permute(2, 0, 1)
     else:
-        x = np.stack([_load_image(f, resolution, crop_pct) for f in files])
-    return ImageSet(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(labels, dtype=torch.int64),
+        for i, f in enumerate(files):
+            x[i] = torch.from_numpy(load(f)).permute(2, 0, 1)
+    return ImageSet(x, torch.as_tensor(labels, dtype=torch.int64),
                     list(classes), name or root.name, meta={"root": str(root), "files": [str(f) for f in files]})
 
 
