@@ -5,13 +5,17 @@
     torchrun --nproc_per_node=2 -m repro.train_ddp --data generated --model resnet_t --epochs 1   # CPU, gloo
 
 ``--data``: ``generated`` (the ch6 world of ``repro/profiles/ch6.yaml``, no files needed),
-``cifar10`` / ``cifar100`` (python batches via ``repro.data.manifests``), or the name of an
-``imagefolder`` manifest (``repro data list``), e.g. ``imagenet`` with ``train/`` and ``val/``.
-``--batch-size`` is **per replica**; with ``--sam-mode local`` (default) it is also SAM's m
-(see :mod:`repro.distributed`). Rank 0 writes ``<out>/final.pt`` (state dict + model spec) and
-``<out>/metrics.json``. The whole dataset is loaded into memory as uint8 (fine for CIFAR and the
-generated world; for ImageNet give ``--resolution`` and expect ~190 GB for the 1.28M
-train images at 224 px -- a streaming loader is needed there, which this script does not provide).
+``cifar10`` / ``cifar100`` (python batches via ``repro.data.manifests``), the name of an
+``imagefolder`` manifest (``repro data list``; ``imagenet1k`` with ``train/`` and ``val/``), or the
+path of any folder with ``train/<class>/*`` and ``val/<class>/*``. ``--batch-size`` is **per
+replica**; with ``--sam-mode local`` (default) it is also SAM's m (see :mod:`repro.distributed`).
+Rank 0 writes ``<out>/final.pt`` (state dict + model spec) and ``<out>/metrics.json``.
+
+Generated and CIFAR data are held in memory as uint8 tensors. ImageFolder data (ImageNet) is
+streamed from disk by ``torchvision.datasets.ImageFolder`` in ``--workers`` loader processes, with
+the usual ImageNet training transform (RandomResizedCrop + horizontal flip at ``--resolution``)
+and the evaluation transform (resize to ``resolution / 0.875``, centre crop) for ``val/``; images
+reach the model as uint8 and are normalised on the device, as for the other data.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from . import distributed as D
 
 
 def load_data(name: str, profile: str = "cpu", resolution: int = 224) -> dict:
-    """uint8 ``x_train, y_train, x_test, y_test`` and ``num_classes`` for ``--data``."""
+    """``x_train, y_train, x_test, y_test`` (uint8 tensors) or, for ImageFolder data, ``train`` / ``test``
+    datasets of (uint8 image, label); plus ``num_classes``. See the module docstring for ``name``."""
     if name == "generated":
         from .config import chapter_config
         from .sam.experiment import make_data
@@ -39,13 +44,48 @@ def load_data(name: str, profile: str = "cpu", resolution: int = 224) -> dict:
         from .sam.cifar import load_cifar
 
         return load_cifar(name)
-    from .data import manifests
-    from .data.imagefolder import load_imagefolder
+    if Path(name).expanduser().is_dir():
+        root = Path(name).expanduser()
+    else:
+        from .data import manifests
 
-    root = manifests.require(name)
-    tr = load_imagefolder(Path(root) / "train", resolution=resolution)
-    te = load_imagefolder(Path(root) / "val", resolution=resolution, class_names=tr.class_names)
-    return dict(x_train=tr.x, y_train=tr.y, x_test=te.x, y_test=te.y, num_classes=len(tr.class_names))
+        if name not in manifests.list_names():
+            raise ValueError(f"--data {name!r} is neither generated, cifar10, cifar100, a manifest "
+                             f"({', '.join(manifests.list_names())}) nor an existing folder with train/ and val/")
+        root = manifests.require(name)
+    return imagefolder_data(root, resolution)
+
+
+def imagefolder_data(root, resolution: int = 224) -> dict:
+    """Streaming ``train`` / ``test`` datasets over ``root/train/<class>/*`` and ``root/val/<class>/*``."""
+    from torchvision import datasets, transforms as T
+
+    root = Path(root)
+    for sub in ("train", "val"):
+        if not (root / sub).is_dir():
+            raise FileNotFoundError(f"{root / sub} does not exist; expected {root}/train/<class>/<images> and "
+                                    f"{root}/val/<class>/<images> (ImageFolder layout)")
+    train = datasets.ImageFolder(root / "train", transform=T.Compose([
+        T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.PILToTensor()]))
+    test = datasets.ImageFolder(root / "val", transform=T.Compose([
+        T.Resize(int(round(resolution / 0.875)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(resolution),
+        T.PILToTensor()]))
+    if test.classes != train.classes:
+        raise ValueError(f"{root}/val has other class folders than {root}/train ({len(test.classes)} vs "
+                         f"{len(train.classes)}); both must hold the same classes")
+    return dict(train=train, test=test, num_classes=len(train.classes))
+
+
+@torch.no_grad()
+def _evaluate_loader(model: nn.Module, loader, device) -> float:
+    from .models import preprocess
+
+    correct = total = 0
+    for xb, yb in loader:
+        pred = model(preprocess(xb.to(device))).argmax(1).cpu()
+        correct += int((pred == yb).sum())
+        total += len(yb)
+    return correct / max(total, 1)
 
 
 def _augment(x: torch.Tensor) -> torch.Tensor:
@@ -72,10 +112,11 @@ def train(args) -> dict:
         model = D.wrap_ddp(inner, info, sync_bn=args.sync_bn)
         inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         D.seed_all(args.seed, per_rank=True)  # different augmentation per replica
-        ds = TensorDataset(data["x_train"], data["y_train"])
+        ds = data["train"] if "train" in data else TensorDataset(data["x_train"], data["y_train"])
         sampler = D.distributed_sampler(ds, shuffle=True, seed=args.seed, drop_last=True)
         loader = DataLoader(ds, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=args.workers)
+                            num_workers=args.workers, pin_memory=info.device.type == "cuda",
+                            persistent_workers=args.workers > 0)
         steps = args.epochs * len(loader)
         if steps == 0:
             raise ValueError(f"no full batch per replica: {len(ds)} images / {info.world_size} replicas < "
@@ -111,7 +152,11 @@ def train(args) -> dict:
             from .training import evaluate
 
             inner.eval()
-            metrics["test_acc"] = evaluate(inner, data["x_test"], data["y_test"], device=info.device)["accuracy"]
+            if "test" in data:
+                tl = DataLoader(data["test"], batch_size=args.batch_size, num_workers=args.workers)
+                metrics["test_acc"] = _evaluate_loader(inner, tl, info.device)
+            else:
+                metrics["test_acc"] = evaluate(inner, data["x_test"], data["y_test"], device=info.device)["accuracy"]
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
             torch.save({"state_dict": {k: v.cpu() for k, v in inner.state_dict().items()},
@@ -126,7 +171,8 @@ def train(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="torchrun -m repro.train_ddp", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="generated", help="generated | cifar10 | cifar100 | <imagefolder manifest>")
+    p.add_argument("--data", default="generated",
+                   help="generated | cifar10 | cifar100 | <imagefolder manifest, e.g. imagenet1k> | <folder with train/ val/>")
     p.add_argument("--profile", default="cpu", help="profile of the generated world (smoke | cpu)")
     p.add_argument("--resolution", type=int, default=224, help="image size for imagefolder data")
     p.add_argument("--model", default="resnet_t", help="repro.models name or any timm model name")
@@ -135,13 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--augment", action="store_true")
+    p.add_argument("--augment", action="store_true",
+                   help="CIFAR-style 4-px pad-crop + flip on the device (ImageFolder data is already augmented)")
     p.add_argument("--rho", type=float, default=0.05, help="0 = plain SGD")
     p.add_argument("--variant", default="sam", help="sam | elementwise_linf | layerwise_l2 | ... (repro.sam.variants)")
     p.add_argument("--sam-params", default="all", help="all | only_norm (SAM-ON) | no_norm | ...")
     p.add_argument("--sam-mode", default="local", choices=D.SAM_MODES)
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm (BN statistics over the global batch)")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes (ImageNet: 8-12 per GPU)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/full/ch6/ddp")

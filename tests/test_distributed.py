@@ -160,3 +160,39 @@ def test_bad_mode_and_env():
         D.ddp_sam_step(model, make_opt(model), nn.functional.cross_entropy, *make_data(0), mode="global")
     info = D.init_from_env(device="cpu")
     assert info.world_size == 1 and info.rank == 0 and not info.distributed
+
+
+def test_train_ddp_streams_an_imagefolder(tmp_path):
+    """The ImageNet path of repro.train_ddp on a tiny local ImageFolder stand-in (train/ and val/)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from repro import train_ddp
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 3)):
+        for c, name in enumerate(("n01", "n02")):
+            d = tmp_path / "inet" / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                arr = rng.integers(0, 256, size=(30 + 7 * i, 40, 3), dtype=np.uint8)
+                arr[..., c] = 255  # a learnable colour cue per class
+                Image.fromarray(arr).save(d / f"{i}.png")
+    data = train_ddp.load_data(str(tmp_path / "inet"), resolution=24)
+    assert data["num_classes"] == 2 and len(data["train"]) == 16 and len(data["test"]) == 6
+    x, y = data["train"][0]
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (3, 24, 24)
+    out = tmp_path / "run"
+    args = train_ddp.build_parser().parse_args(
+        ["--data", str(tmp_path / "inet"), "--resolution", "24", "--model", "resnet_t", "--epochs", "1",
+         "--batch-size", "4", "--rho", "0.05", "--sam-params", "only_norm", "--device", "cpu", "--out", str(out)])
+    m = train_ddp.train(args)
+    assert m["world_size"] == 1 and m["steps"] == 4 and 0.0 <= m["test_acc"] <= 1.0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(FileNotFoundError, match="train"):
+        train_ddp.load_data(str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="neither"):
+        train_ddp.load_data("no_such_data")
