@@ -259,3 +259,156 @@ def test_extract_zoo_features_names_missing_sets():
 
     with pytest.raises(ValueError, match="ch4.yaml"):
         R.extract_zoo_features([], W(), ["ninco", "ssb_hard"], {})
+
+
+# --------------------------------------------------------------------------- full profile on local stand-ins
+# The `full` path of chapter 4 (ImageNet + NINCO + OpenOOD v1.5 through data_manifests/, pretrained timm
+# checkpoints) run offline: tiny trees in the manifests' layouts (a few real PNGs plus hard links, so the
+# manifests' min_count presence checks pass as for the real assets), a timm model without pretrained weights
+# saved to a file and read back through the `checkpoint:` path a real checkpoint takes, and
+# REPRO_PROFILE_DIR/{ch3,ch4}.yaml whose `full` sections point at them.
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ID_CLASSES = ["n01440764", "n01443537", "n01484850"]
+OPENOOD = ["ssb_hard", "inaturalist", "textures", "openimage_o"]
+
+
+def _tree(root: Path, classes, n_real: int, n_total: int, rng, size=40, flat=False):
+    """``root/<class>/`` (or ``root/`` itself when ``flat``) with ``n_real`` PNGs + hard links up to ``n_total``."""
+    from PIL import Image
+
+    for c in ([None] if flat else classes):
+        d = root if flat else root / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n_real):
+            base = rng.integers(0, 256, 3)
+            img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(d / f"img_{i:05d}.png")
+        for i in range(n_real, n_total):
+            os.link(d / f"img_{i % n_real:05d}.png", d / f"img_{i:05d}.png")
+
+
+@pytest.fixture(scope="module")
+def full_standins(tmp_path_factory):
+    import timm
+    import torch
+
+    from repro.config import PROFILE_DIR
+    from repro.data.manifests import load as load_manifest
+
+    def min_count(name):
+        return int(load_manifest(name).expect["min_count"])
+
+    tmp = tmp_path_factory.mktemp("ch4_full")
+    rng = np.random.default_rng(0)
+    data = tmp / "data"
+    imagenet = data / load_manifest("imagenet1k").layout
+    _tree(imagenet / "train", ID_CLASSES, 8, 8, rng)
+    _tree(imagenet / "val", ID_CLASSES, 4, -(-min_count("imagenet1k") // 3), rng)
+    ninco = data / load_manifest("ninco").layout / "NINCO"
+    _tree(ninco / "NINCO_OOD_classes", ["caracal", "donuts", "waffles"], 3, -(-min_count("ninco") // 3), rng)
+    _tree(ninco / "NINCO_OOD_unit_tests", ["bla", "whi", "uni"], 3, 3, rng)
+    _tree(ninco / "NINCO_popular_datasets_subsamples", ["Places"], 3, 3, rng)
+    openood = data / load_manifest("openood_v15_imagenet").layout
+    # OpenOOD ships iNaturalist and OpenImage-O flat, the others in class sub-folders; an unused folder of
+    # empty files makes the manifest's "*/*" presence count pass without thousands of images to decode
+    for name in OPENOOD:
+        _tree(openood / name, ["a", "b"], 3, 3, rng, flat=name in ("inaturalist", "openimage_o"))
+    (openood / "_padding").mkdir()
+    for i in range(min_count("openood_v15_imagenet")):
+        (openood / "_padding" / f"{i}.txt").touch()
+    torch.manual_seed(0)
+    ckpts = []
+    for i in range(2):
+        m = timm.create_model("test_vit", pretrained=False, num_classes=len(ID_CLASSES))
+        ckpts.append(tmp / f"test_vit_{i}.pth")
+        torch.save(m.state_dict(), ckpts[-1])
+    pdir = tmp / "profiles"
+    pdir.mkdir()
+    p3 = yaml.safe_load((PROFILE_DIR / "ch3.yaml").read_text())
+    p3["full"]["benchmark"] = {"resolution": 40, "crop_pct": 1.0, "n_train_per_class": 6, "n_val_per_class": 2,
+                               "n_test_per_class": 4, "ninco_max_per_class": 3, "workers": 2}
+    (pdir / "ch3.yaml").write_text(yaml.safe_dump(p3, sort_keys=False))
+    p4 = yaml.safe_load((PROFILE_DIR / "ch4.yaml").read_text())
+    full = p4["full"]
+    assert full["ood_sets"][0] == "ninco" and set(full["ood_sets"][1:]) == set(OPENOOD)
+    assert len(full["zoo"]) == 43  # the packaged file lists the paper's checkpoints; the stand-in replaces them
+    full["zoo"] = [{"name": f"tiny-vit-{i}", "arch": "test_vit", "pretrained": True, "checkpoint": str(c)}
+                   for i, c in enumerate(ckpts)]
+    full["detectors"]["nnguide"] = {"k": 2, "bank_fraction": 0.5}
+    full["ssd_plus_clusters"] = [2]
+    full["diagnostic_models"] = 2
+    (pdir / "ch4.yaml").write_text(yaml.safe_dump(p4, sort_keys=False))
+    return dict(data=data, profiles=pdir)
+
+
+@pytest.fixture
+def full_env(full_standins, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(full_standins["data"]))
+    monkeypatch.setenv("REPRO_PROFILE_DIR", str(full_standins["profiles"]))
+    return full_standins
+
+
+def test_full_profile_world_zoo_and_suite_on_standins(full_env, tmp_path, monkeypatch):
+    import warnings
+
+    from repro.config import chapter_config
+    from repro.ood.benchmark import benchmark_unit_tests, load_ood_benchmark
+    from repro.zoo import trained_zoo, zoo_entries
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    cfg = chapter_config("ch4", "full")
+    cfg3 = R.benchmark_config(chapter_config("ch3", "full"), cfg)
+    assert cfg3["benchmark"]["openood"] == cfg["benchmark"]["openood"]
+    world = load_ood_benchmark(cfg3, "full", 0)
+    assert set(cfg["ood_sets"]) <= set(world.ood)
+    assert len(world.ood["inaturalist"]) > 0 and world.ood["ninco"].class_names == ["caracal", "donuts", "waffles"]
+    zoo = trained_zoo(world, zoo_entries(cfg3), seed=0, progress=False)
+    assert [z.name for z in zoo] == ["tiny-vit-0", "tiny-vit-1"]
+    units = benchmark_unit_tests(world, cfg3, 0)
+    feats, accs = R.extract_zoo_features(zoo, world, cfg["ood_sets"], units)
+    assert set(feats["tiny-vit-0"]["ood"]) == set(cfg["ood_sets"]) and len(feats["tiny-vit-0"]["unit"]) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 18 train samples, 64 dims: singular covariances by design
+        suite = R.evaluate_suite(feats, cfg["detectors"], cfg["ood_sets"],
+                                 ninco_class_names=world.ood["ninco"].class_names)
+    assert set(suite.metrics.detector) == set(cfg["detectors"]) and set(suite.metrics.dataset) == set(cfg["ood_sets"])
+    assert len(suite.units) == 2 * len(cfg["detectors"]) * 3
+
+
+def test_full_profile_missing_openood_names_the_manifest(full_env, tmp_path, monkeypatch):
+    import shutil
+
+    from repro.config import chapter_config
+    from repro.data.manifests import MissingAsset
+    from repro.ood.benchmark import load_ood_benchmark
+
+    data = tmp_path / "data"
+    shutil.copytree(full_env["data"] / "imagenet", data / "imagenet", copy_function=os.link)
+    shutil.copytree(full_env["data"] / "ninco", data / "ninco", copy_function=os.link)
+    monkeypatch.setenv("REPRO_DATA", str(data))
+    cfg3 = R.benchmark_config(chapter_config("ch3", "full"), chapter_config("ch4", "full"))
+    with pytest.raises(MissingAsset, match="openood_v15_imagenet"):
+        load_ood_benchmark(cfg3, "full", 0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ch4_notebook_runs_in_full_profile_on_standins(full_standins, tmp_path):
+    env = dict(os.environ, REPRO_DATA=str(full_standins["data"]), REPRO_PROFILE_DIR=str(full_standins["profiles"]),
+               REPRO_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    r = subprocess.run([sys.executable, "-m", "repro.cli", "run", "ch4", "--profile", "full", "--results", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=880)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    df = pd.read_csv(out / "full" / "ch4" / "claims.csv")
+    assert len(df) == 13 and set(df.verdict) <= set(VERDICTS)
+    assert (out / "full" / "ch4" / "fpr_openood_avg.csv").exists()
+    nb = next((out / "full").rglob("ch4_mahalanobis_pp.ipynb")).read_text()
+    assert "Traceback" not in nb and "tiny-vit-0" in nb
