@@ -41,7 +41,7 @@ def _load_image(path: Path, resolution: int, crop_pct: float) -> np.ndarray:
         w, h = im.size
         left, top = (w - resolution) // 2, (h - resolution) // 2
         im = im.crop((left, top, left + resolution, top + resolution))
-        return np.asarray(im, dtype=np.uint8)
+        return np.array(im, dtype=np.uint8)  # writable: torch.from_numpy warns on read-only arrays
 
 
 def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class_names: Optional[list] = None,
