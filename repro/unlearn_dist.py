@@ -18,7 +18,8 @@ with the model data-parallel over the ranks:
   of a 3B model does not fit one 40 GB GPU with AdamW replicated; the frozen reference model is
   sharded too. ``--strategy ddp`` replicates the model (small models; losses that hook into inner
   layers, like RMU, need FSDP because DDP hides the model behind ``.module``);
-* ``--grad-checkpointing`` calls the Hugging Face model's ``gradient_checkpointing_enable()``.
+* ``--grad-checkpointing`` recomputes activations in backward (the Hugging Face model's
+  ``activation_checkpointing_enable()``, ``gradient_checkpointing_enable()`` before transformers 5).
 
 Gradients are averaged over ranks, so for losses that are means over *samples* (JensUn, Eq. 4/5:
 ``sum / batch``) a step equals the single-process step on the global batch; losses averaged over
@@ -140,9 +141,12 @@ def train(args) -> dict:
         loss = L.get(hp["loss"], **lk)
         model = copy.deepcopy(world.base)
         if args.grad_checkpointing:
-            if not hasattr(model, "gradient_checkpointing_enable"):
-                raise ValueError(f"{type(model).__name__} has no gradient_checkpointing_enable(); drop --grad-checkpointing")
-            model.gradient_checkpointing_enable()
+            # transformers >= 5 names it activation_checkpointing_enable (the old name warns)
+            enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
+                model, "gradient_checkpointing_enable", None)
+            if enable is None:
+                raise ValueError(f"{type(model).__name__} has no activation/gradient checkpointing; drop --grad-checkpointing")
+            enable()
         ref = None
         if loss.needs_ref:
             ref = frozen_copy(world.base)

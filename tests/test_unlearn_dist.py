@@ -15,9 +15,9 @@ from repro import unlearn_dist as U
 WORLD = 2
 
 
-def _args(out, strategy="fsdp"):
+def _args(out, strategy="fsdp", extra=()):
     return U.build_parser().parse_args(["--profile", "smoke", "--method", "jensun", "--strategy", strategy,
-                                        "--device", "cpu", "--out", str(out)])
+                                        "--device", "cpu", "--out", str(out), *extra])
 
 
 def _worker(r: int, d: str, cache: str):
@@ -26,7 +26,9 @@ def _worker(r: int, d: str, cache: str):
     for strategy in U.STRATEGIES:
         dist.init_process_group("gloo", init_method=f"file://{d}/init_{strategy}", rank=r, world_size=WORLD)
         os.environ.update(RANK=str(r), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(r))
-        m = U.train(_args(f"{d}/run_{strategy}", strategy))  # destroys the group at the end
+        # FSDP with activation checkpointing: recomputing activations must not change the step
+        extra = ["--grad-checkpointing"] if strategy == "fsdp" else []
+        m = U.train(_args(f"{d}/run_{strategy}", strategy, extra))  # destroys the group at the end
         torch.save({"state_dict": m["state_dict"], "tokens": m["tokens_this_rank"], "world_size": m["world_size"],
                     "final_loss": m["final_loss"]}, f"{d}/{strategy}_{r}.pt")
 
