@@ -97,7 +97,11 @@ class GaussianStats:
         if y.min() < 0 or y.max() >= C:
             raise ValueError(f"labels must lie in [0, {C}); pass num_classes when streaming chunks")
         g = f - self.shift
-        np.add.at(self.sums, y, g)
+        # per-class sums by sorting + reduceat: O(n D), unlike np.add.at's unbuffered scatter
+        order = np.argsort(y, kind="stable")
+        ys = y[order]
+        starts = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
+        self.sums[ys[starts]] += np.add.reduceat(g[order], starts, axis=0)
         self.counts += np.bincount(y, minlength=C)
         self.second += g.T @ g
         self.n += len(f)
