@@ -250,7 +250,9 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, max_parallel: int 
     folder = Path(folder) if folder else results_root() / "sweeps" / f"{sweep}_logs"
     records = _load_records(sweep)
     for j in jobs:
-        rec = records.setdefault(j.key, _record(j))
+        if j.key not in records:
+            records[j.key] = dict(_record(j), order=len(records))  # submission order, for --status listings
+        rec = records[j.key]
         if j.done():
             rec["state"] = "done"
     todo = [j for j in jobs if not j.done()]
@@ -473,14 +475,20 @@ def status(jobs: Sequence[Job], sweep: str = "sweep") -> list[dict]:
 
     "done" comes from the cache (the only source of truth for results); the other states from the jobs
     file, with a LocalExecutor job whose process is gone and left no cache entry reported as failed.
-    Works from any process that sees the same results and cache folders.
+    Works from any process that sees the same results and cache folders; the cache is the one the
+    sweep wrote to (recorded in the jobs file), not this process's ``$REPRO_CACHE``.
     """
     records = _load_records(sweep)
+    root = None
+    p = jobs_file(sweep)
+    if p.exists():
+        recorded = json.loads(p.read_text()).get("cache_root")
+        root = Path(recorded) if recorded and Path(recorded).is_dir() else None
     rows = []
     for j in jobs:
         rec = records.get(j.key, _record(j))
         state = rec["state"]
-        if j.done():
+        if j.done(root):
             state = "done"
         elif state == "done":  # recorded done but the entry is gone (cache cleared)
             state = "pending"
@@ -518,7 +526,7 @@ def sweeps() -> list[str]:
 def recorded_jobs(sweep: str) -> list[Job]:
     """The jobs a sweep's jobs file records (every stage submitted so far), rebuilt without the builder."""
     out = []
-    for rec in _load_records(sweep).values():
+    for rec in sorted(_load_records(sweep).values(), key=lambda r: r.get("order", float("inf"))):
         try:
             out.append(Job(rec["fn"], rec["params"], rec["name"], rec.get("version", "1"), rec.get("label", "")))
         except (KeyError, TypeError, ValueError) as e:

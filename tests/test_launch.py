@@ -166,7 +166,7 @@ def _example_jobs(profile: str, seed: int) -> list:
     return stage1 + [Job("repro.launch:example_job", {"i": 10 + sum(r["i"] for r in res)}, "t_example", label="stage 2")]
 
 
-def test_sweep_cli(env, capsys):
+def test_sweep_cli(env, capsys, monkeypatch):
     """`repro sweep` is wired into the `repro` command; stages run in order; `--status` with and without a chapter."""
     from repro import cli
 
@@ -181,6 +181,8 @@ def test_sweep_cli(env, capsys):
     assert cli.main(["sweep", "--status"]) == 0  # every recorded sweep, rebuilt from its jobs file
     out = capsys.readouterr().out
     assert "t_example_smoke_seed0" in out and "done=4" in out
+    monkeypatch.setenv("REPRO_CACHE", str(env / "another_cache"))  # status reads the cache the sweep wrote to
+    assert cli.main(["sweep", "--status"]) == 0 and "done=4" in capsys.readouterr().out
     assert cli.main(["sweep", "--profile", "smoke"]) == 2  # a chapter is needed to run
     assert "needs a CHAPTER" in capsys.readouterr().err
     assert cli.main(["sweep", "ch99", "--status"]) == 2
