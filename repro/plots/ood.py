@@ -32,7 +32,10 @@ def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scal
     canvas = np.full((nrows * ch, ncols * cw, 3), 255, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, ncols)
-        canvas[r * ch + top: r * ch + top + h, c * cw: c * cw + w] = x[i]
+        y0, x0 = r * ch + top, c * cw
+        # a 1-px grey frame in the padding, so all-white images (the 'white' unit test) stay visible
+        canvas[max(y0 - 1, 0): y0 + h + 1, max(x0 - 1, 0): x0 + w + 1] = 170
+        canvas[y0: y0 + h, x0: x0 + w] = x[i]
     fig, ax = plt.subplots(figsize=(ncols * scale, nrows * scale * (ch / cw)))
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
