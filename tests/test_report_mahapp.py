@@ -412,3 +412,18 @@ def test_ch4_notebook_runs_in_full_profile_on_standins(full_standins, tmp_path):
     assert (out / "full" / "ch4" / "fpr_openood_avg.csv").exists()
     nb = next((out / "full").rglob("ch4_mahalanobis_pp.ipynb")).read_text()
     assert "Traceback" not in nb and "tiny-vit-0" in nb
+
+
+def test_small_models_score_with_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    F = lambda d: dict(train=Features(np.ones((2, d)), np.ones((2, 2)), None, Head(np.ones((2, d)), np.zeros(2))))  # noqa: E731
+    before = blas_threads()
+    with R._small_blas({"a": F(64)}):
+        assert blas_threads() == 1
+    with R._small_blas({"a": F(64), "b": F(R.SMALL_DIM + 1)}):
+        assert blas_threads() == before
+    assert blas_threads() == before

@@ -15,6 +15,7 @@ Paper tables used (dissertation line numbers in the notes, ``ch3_ch4_ood.md`` §
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
@@ -37,6 +38,43 @@ PAPER_COL = {"msp": "MSP", "energy": "E", "react": "E+R", "maxlogit": "ML", "vim
 
 #: "near-best": Maha++ within this many FPR points of the row minimum
 NEAR_BEST_POINTS = 2.0
+
+#: feature dimensions up to this use one BLAS thread in the zoo-wide loops (see :func:`_small_blas`)
+SMALL_DIM = 512
+
+
+@contextmanager
+def _small_blas(feats: Mapping[str, dict]):
+    """One BLAS thread while scoring the generated world's small models (D <= SMALL_DIM).
+
+    Their matrices (<= 512 x 512) gain nothing from threads, and on a shared 2-core machine OpenBLAS
+    threads spin-wait against other jobs: measured there, the detector suite of the smoke profile took
+    23.6 s with 2 threads and 1.0 s with 1. ImageNet-sized features (full profile) keep every thread.
+    """
+    dims = [F["train"].features.shape[1] for F in feats.values()]
+    if not dims or max(dims) > SMALL_DIM:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:  # pragma: no cover - scikit-learn always brings it
+        yield
+        return
+    with threadpool_limits(limits=1):  # BLAS and OpenMP (faiss)
+        yield
+
+
+def _small_blas_for_feats(fn):
+    """Decorator: run ``fn(feats, ...)`` under :func:`_small_blas` (``feats`` is the first argument)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(feats, *args, **kwargs):
+        with _small_blas(feats):
+            return fn(feats, *args, **kwargs)
+
+    return wrapper
+
 
 # --------------------------------------------------------------------------- data + features
 def benchmark_config(cfg3: dict, cfg4: dict) -> dict:
@@ -110,12 +148,17 @@ def evaluate_suite(feats: Mapping[str, dict], detectors: Mapping[str, dict], ood
     per OOD class (:func:`repro.ood.evaluate.per_class_metrics`); a unit test fails when its FPR
     exceeds ``unit_fail_fpr`` (L1198).
     """
-    from .evaluate import ninco_summary, per_class_metrics, score_detectors, unit_test_verdicts
-    from .metrics import auroc, fpr_at_95tpr
-
     ood_sets = list(ood_sets)
     if ninco_set not in ood_sets:
         raise ValueError(f"ninco_set {ninco_set!r} must be one of the evaluated OOD sets {ood_sets}")
+    with _small_blas(feats):
+        return _evaluate_suite(feats, detectors, ood_sets, ninco_set, ninco_class_names, unit_fail_fpr)
+
+
+def _evaluate_suite(feats, detectors, ood_sets, ninco_set, ninco_class_names, unit_fail_fpr) -> SuiteResult:
+    from .evaluate import ninco_summary, per_class_metrics, score_detectors, unit_test_verdicts
+    from .metrics import auroc, fpr_at_95tpr
+
     rows, unit_frames, ninco_frames, scores = [], [], [], {}
     for name, F in feats.items():
         missing = [k for k in ood_sets if k not in F["ood"]]
@@ -181,6 +224,7 @@ def unit_fail_table(units: pd.DataFrame, detectors: Sequence[str]) -> tuple[pd.D
     return _with_average(fails), int(units.test.nunique())
 
 
+@_small_blas_for_feats
 def ssd_plus_table(feats: Mapping[str, dict], ninco_pooled: pd.DataFrame, clusters: Sequence[int], seed: int = 0,
                    ninco_set: str = "ninco") -> pd.DataFrame:
     """NINCO-analogue FPR (%) of Maha++ vs SSD+ scoring with k clusters, per model (M-Tab. 18).
@@ -202,6 +246,7 @@ def ssd_plus_table(feats: Mapping[str, dict], ninco_pooled: pd.DataFrame, cluste
 
 
 # --------------------------------------------------------------------------- Gaussianity diagnostics
+@_small_blas_for_feats
 def gaussianity_table(feats: Mapping[str, dict], accs: Mapping[str, float], suite: SuiteResult,
                       n_qq_random: int = 1, n_per_class=None, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Per-model Gaussianity diagnostics on the ID train features, raw and l2-normalised (paper Sec. 3).
@@ -282,6 +327,7 @@ def norm_score_panels(name: str, F: dict, suite: SuiteResult, ood_set: str = "ni
     return panels
 
 
+@_small_blas_for_feats
 def norm_scaling_curves(feats: Mapping[str, dict], models: Sequence[str], alphas: Sequence[float],
                         ood_set: str = "ninco") -> tuple[dict, pd.DataFrame]:
     """FPR of Mahalanobis when the OOD features are scaled by alpha (M-Fig. 6), for each of ``models``.
