@@ -164,9 +164,11 @@ def test_checkpoint_with_wrong_classes_is_a_clear_error(full_env, tmp_path):
 
 def test_missing_assets_name_the_manifest(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_DATA", str(tmp_path / "empty"))
-    with pytest.raises(MissingAsset, match=r"imagenet1k.*cannot be downloaded automatically") as e:
+    with pytest.raises(MissingAsset, match=r"2 missing dataset") as e:
         load_ood_benchmark(chapter_config("ch3", "full"), "full", 0)
-    assert "imagenet1k.yaml" in str(e.value)
+    msg = str(e.value)  # both assets named, with their manifests and how to get them
+    assert "imagenet1k.yaml" in msg and "cannot be downloaded automatically" in msg
+    assert "ninco.yaml" in msg and "repro data fetch ninco" in msg
 
 
 def test_bad_benchmark_config():

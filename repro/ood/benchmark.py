@@ -115,14 +115,22 @@ def _split_train_val(train, n_train: int):
 
 def _load_full(bcfg: dict, seed: int):
     from ..data.imagefolder import load_imagefolder, load_ninco
-    from ..data.manifests import require
+    from ..data.manifests import MissingAsset, require
     from ..data.world import World
 
     s = _full_settings(bcfg)
     res, crop, workers = int(s["resolution"]), float(s["crop_pct"]), int(s["workers"])
-    imagenet = require(s["imagenet_manifest"])
-    ninco_root = require(s["ninco_manifest"])
-    openood_root = require(s["openood_manifest"]) if s["openood"] else None
+    names = [s["imagenet_manifest"], s["ninco_manifest"]] + ([s["openood_manifest"]] if s["openood"] else [])
+    found, missing = {}, []
+    for name in names:  # report every missing asset at once, not one per run
+        try:
+            found[name] = require(name)
+        except MissingAsset as e:
+            missing.append(str(e))
+    if missing:
+        raise MissingAsset(f"the full profile needs {len(missing)} missing dataset(s):\n\n" + "\n\n".join(missing))
+    imagenet, ninco_root = found[s["imagenet_manifest"]], found[s["ninco_manifest"]]
+    openood_root = found.get(s["openood_manifest"])
     ninco_dir = ninco_root / "NINCO" if (ninco_root / "NINCO").is_dir() else ninco_root
     for sub in ("train", "val"):
         if not (imagenet / sub).is_dir():
