@@ -112,6 +112,12 @@ def _zdf():
                              **{"x@0.1": [1.0, 2.0, 3.0, 4.0]}))
 
 
+def test_parallel_map_validates_jobs():
+    with pytest.raises(ValueError, match="jobs"):
+        zoo.parallel_map(str, [1, 2], {}, jobs=-1, progress=False)
+    assert zoo.parallel_map(str, [1, 2], {}, jobs=1, progress=False) == ["1", "2"]
+
+
 def test_keep_mask_and_describe():
     z = _zdf()
     assert zoo.keep_mask(z, 0.01).tolist() == [True, False, True, False]
@@ -232,11 +238,17 @@ def test_full_profile_runs_on_a_cifar10_stand_in(tmp_path, monkeypatch):
     data = zoo.prepare_data(cfg)
     assert data["x_train"].shape == (60, 3, 32, 32) and data["x_train"].dtype == torch.uint8
     assert len(data["x_test"]) == 20 and len(data["x_shift"]) == 30 and data["num_classes"] == 10
-    entries = zoo.train_zoo(cfg, data, progress=False)
+    entries = zoo.train_zoo(cfg, data, progress=False, jobs=2)  # two spawned workers, results via the cache
     assert len(entries) == 3
+    again = zoo.train_zoo(cfg, data, progress=False, jobs=1)
+    assert [e["test_err"] for e in again] == [e["test_err"] for e in entries]
     grid = [(MAIN_DEFINITION, 0.001), ("adaptive_avg_l2", 0.05)]
+    part = zoo.sharpness_frame(entries, data, cfg, grid, progress=False, only=[1])
+    assert part[f"{MAIN_DEFINITION}@0.001"].isna().tolist() == [True, False, True]
     zdf = zoo.sharpness_frame(entries, data, cfg, grid, progress=False)
     assert zdf[f"{MAIN_DEFINITION}@0.001"].notna().all() and (zdf[f"{MAIN_DEFINITION}@0.001"] >= 0).all()
+    assert zdf[f"{MAIN_DEFINITION}@0.001"].iloc[1] == part[f"{MAIN_DEFINITION}@0.001"].iloc[1]
+    assert zoo.kept_indices(entries, 1.0) == [0, 1, 2]
     taus = zoo.tau_table(zdf, grid)
     assert len(taus) == 6 and taus.tau.between(-1, 1).all()
     # n_train/n_test subsets of the real splits

@@ -247,14 +247,63 @@ def prepare_data(cfg: dict, root=None) -> dict:
     return data
 
 
-def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True) -> list[dict]:
-    z = cfg["zoo"]
-    hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
-    it = hps
+_WORKER: dict = {}
+
+
+def _worker_init(state: dict, threads: int) -> None:
+    torch.set_num_threads(int(threads))
+    _WORKER.clear()
+    _WORKER.update(state)
+
+
+def _train_job(hp: HParams) -> dict:
+    w = _WORKER
+    return train_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"])
+
+
+def _sharpness_job(i: int) -> dict:
+    w = _WORKER
+    s = w["s"]
+    return {(i, d, r): zoo_sharpness(w["entries"][i], w["pts"], d, r, m=s["m"], steps=s["steps"],
+                                     n_samples=s["n_samples"], seed=w["seed"], device=w["device"])
+            for d, r in w["grid"]}
+
+
+def parallel_map(fn, items: list, state: dict, jobs: int = 1, desc: str = "", progress: bool = True) -> list:
+    """``[fn(x) for x in items]`` with ``state`` available to ``fn`` (as module state), in ``jobs``
+    spawned worker processes of one torch thread each when ``jobs > 1``.  Results come back in
+    order; every result is also in :mod:`repro.cache`, so a killed run resumes.  ``jobs`` is the
+    profile's ``jobs`` (2 in ``cpu``: one tiny model per core beats two threads on one model);
+    keep 1 on a GPU."""
+    jobs = int(jobs or 1)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(hps, desc="zoo: training", leave=False)
-    return [train_zoo_model(hp, data, dict(cfg["train"]), z["arch"], data["num_classes"], device) for hp in it]
+    if jobs == 1 or len(items) <= 1:
+        _worker_init(state, torch.get_num_threads())
+        it = tqdm(items, desc=desc, leave=False) if progress else items
+        try:
+            return [fn(x) for x in it]
+        finally:
+            _WORKER.clear()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(state, 1)) as ex:
+        it = ex.map(fn, items)
+        if progress:
+            it = tqdm(it, total=len(items), desc=desc, leave=False)
+        return list(it)
+
+
+def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True, jobs: int | None = None) -> list[dict]:
+    """Train (cached) the whole zoo; ``jobs`` (default: the profile's ``jobs``, else 1) worker processes."""
+    z = cfg["zoo"]
+    hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+    state = dict(data=data, train_cfg=dict(cfg["train"]), arch=z["arch"], device=device)
+    return parallel_map(_train_job, hps, state, jobs or cfg.get("jobs", 1), "zoo: training", progress)
 
 
 def rho_grid(cfg: dict) -> list[tuple[str, float]]:
@@ -265,19 +314,18 @@ def rho_grid(cfg: dict) -> list[tuple[str, float]]:
 
 
 def sharpness_frame(entries: list[dict], data: dict, cfg: dict, grid, device=None, seed: int = 0,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, only=None, jobs: int | None = None) -> pd.DataFrame:
+    """:func:`zoo_frame` plus one column ``f"{definition}@{rho:g}"`` per grid point.  ``only``: the
+    model indices to measure (e.g. those passing :func:`keep_mask`; the paper shows sharpness only for
+    models with ≤ 1 % train error); the rest get NaN.  Diverged models are never measured."""
     s = cfg["sharpness"]
     pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
     df = zoo_frame(entries)
-    keep = [i for i, e in enumerate(entries) if not e["diverged"]]
-    it = [(i, d, r) for i in keep for d, r in grid]
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="zoo: sharpness", leave=False)
+    keep = [i for i, e in enumerate(entries) if not e["diverged"] and (only is None or i in set(only))]
+    state = dict(entries=entries, pts=pts, s=s, grid=list(grid), seed=seed, device=device)
     vals: dict = {}
-    for i, d, r in it:
-        vals[(i, d, r)] = zoo_sharpness(entries[i], pts, d, r, m=s["m"], steps=s["steps"], n_samples=s["n_samples"],
-                                        seed=seed, device=device)
+    for part in parallel_map(_sharpness_job, keep, state, jobs or cfg.get("jobs", 1), "zoo: sharpness", progress):
+        vals.update(part)
     for d, r in grid:
         df[f"{d}@{r:g}"] = [vals.get((i, d, r), float("nan")) for i in range(len(entries))]
     return df
@@ -359,3 +407,9 @@ def first_trained_model(entries: list[dict]):
         if not e["diverged"]:
             return load_model(e)
     raise RuntimeError("every zoo model diverged; lower the learning-rate range in repro/profiles/ch5.yaml")
+
+
+def kept_indices(entries: list[dict], train_err_max: float) -> list[int]:
+    """Indices of the zoo models passing :func:`keep_mask` (those whose sharpness is measured)."""
+    z = zoo_frame(entries)
+    return [int(i) for i in z.index[keep_mask(z, train_err_max)]]
