@@ -810,24 +810,17 @@ def _ch6_jobs(profile: str, seed: int) -> list[Job]:
 
 @register("ch7")
 def _ch7_jobs(profile: str, seed: int) -> list[Job]:
-    """Every unlearning/relearning run of the ch7 notebook, one job each, in the notebook's order:
-    Table 1 (every method), Fig. 12 (canonical questions only), Table 9 (λ_R sweep), Table 10 (LR
-    sweep), Fig. 16 (dynamics), Fig. 14 (targets), Table 3 (relearning)."""
+    """Every unlearning/relearning run of the ch7 notebook, one job each: the chapter's own list
+    :func:`repro.unlearning.experiment.run_plan` (Table 1, Fig. 12, Tables 9-10, Fig. 16, Fig. 14)
+    plus one relearning job per ``sweeps.relearn_methods`` (Table 3)."""
     from .config import chapter_config
+    from .unlearning.experiment import run_plan
 
     cfg = chapter_config("ch7", profile)
     sw = cfg["sweeps"]
-    runs: list[tuple[str, dict]] = [(m, {}) for m in cfg["methods"]]
-    runs += [(m, {"paraphrases": False}) for m in ["graddiff", "npo", "rmu", "simnpo", "jensun"] if m in cfg["methods"]]
-    runs += [(m, {"loss_kwargs": {"lambda_r": v}}) for m, vals in sw["lambda_r"].items() for v in vals]
-    lr_sweep = dict(sw["lr"])
-    lr_sweep.setdefault("jensun_kl", lr_sweep.get("jensun", []))
-    runs += [(m, {"lr": v}) for m, vals in lr_sweep.items() for v in vals]
-    runs += [("jensun", {"dynamics_every": cfg["dynamics_every"]})]
-    runs += [("jensun", {"target": t}) for t in sw["targets"]]
     jobs = [Job("repro.launch:ch7_unlearning_run", {"profile": profile, "seed": seed, "method": m, "options": o},
                 "sweep_ch7_unlearn", label=f"ch7 unlearn {m}" + "".join(f" {k}={v}" for k, v in o.items()))
-            for m, o in runs]
+            for m, o in run_plan(cfg)]
     jobs += [Job("repro.launch:ch7_relearning_run", {"profile": profile, "seed": seed, "method": m,
                                                      "multiples": list(sw["relearn_multiples"])},
                  "sweep_ch7_relearn", label=f"ch7 relearn {m} x{list(sw['relearn_multiples'])}")

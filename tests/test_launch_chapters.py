@@ -106,26 +106,14 @@ def test_ch7_runs(tiny):
     from repro.config import chapter_config
     from repro.unlearning import experiment as X
 
-    def nb():  # the run_unlearning / run_relearning calls of notebooks/ch7_jensun.ipynb
-        cfg = chapter_config("ch7", "smoke")
-        sw = cfg["sweeps"]
-        world = X.build_world(cfg, seed=0)
-        for m in cfg["methods"]:
-            X.run_unlearning(world, m, seed=0)
-        for m in [m for m in ["graddiff", "npo", "rmu", "simnpo", "jensun"] if m in cfg["methods"]]:
-            X.run_unlearning(world, m, paraphrases=False, seed=0)
-        for m, vals in sw["lambda_r"].items():
-            for v in vals:
-                X.run_unlearning(world, m, loss_kwargs={"lambda_r": v}, seed=0)
-        lr_sweep = dict(sw["lr"])
-        lr_sweep.setdefault("jensun_kl", lr_sweep.get("jensun", []))
-        for m, vals in lr_sweep.items():
-            for v in vals:
-                X.run_unlearning(world, m, lr=v, seed=0)
-        X.run_unlearning(world, "jensun", dynamics_every=cfg["dynamics_every"], seed=0)
-        for t in sw["targets"]:
-            X.run_unlearning(world, "jensun", target=t, seed=0)
-        for m in sw["relearn_methods"]:
-            X.run_relearning(world, m, multiples=tuple(sw["relearn_multiples"]), seed=0)
+    def nb():  # the run calls of notebooks/ch7_jensun.ipynb
+        world = X.build_world(chapter_config("ch7", "smoke"), seed=0)
+        X.table1(world, seed=0)
+        X.worst_case_table(world, seed=0)
+        X.lambda_sweep(world, seed=0)
+        X.lr_sweep(world, seed=0)
+        X.dynamics(world, seed=0)
+        X.target_sweep(world, seed=0)
+        X.relearning_table(world, seed=0)
 
     _sweep_then("ch7", ("ch7_unlearn", "ch7_relearn"), nb)
