@@ -164,6 +164,11 @@ def test_full_profile_runs_end_to_end_on_standins(full_env):
     assert r2["metrics"]["J_W"] >= 0
     rows = X.run_relearning(w, "jensun", multiples=(1, 2), seed=0)
     assert [row["unlearn_steps"] for row in rows] == [2, 4]
+    # one scheduled run per length, relearned inside the run's cache entry: no weights cached
+    r4 = X.run_unlearning(w, "jensun", steps=4, seed=0, relearn_after=cfg["relearn"])
+    assert r4["final_state"] is None and r4["relearned"]["metrics"]["J_W"] == rows[1]["J_W_relearn"]
+    w.cfg["relearn"]["separate_runs"] = False      # the checkpoint shortcut still works
+    assert [row["unlearn_steps"] for row in X.run_relearning(w, "jensun", multiples=(1, 2), seed=0)] == [2, 4]
     # a second world reuses the cached base evaluation and unlearning run
     w2 = X.build_world(cfg, seed=0, device="cpu")
     assert w2.base_fp == w.base_fp

@@ -207,9 +207,13 @@ def default_hparams(world: World, method: str) -> dict:
 def run_unlearning(world: World, method: str, steps: int | None = None, lr: float | None = None,
                    loss_kwargs: dict | None = None, target: str = REFUSAL, paraphrases: bool = True,
                    seed: int = 0, dynamics_every: int = 0, schedule: str = "cosine",
-                   checkpoints: tuple[int, ...] = ()) -> dict:
+                   checkpoints: tuple[int, ...] = (), relearn_after: dict | None = None) -> dict:
     """Unlearn a fresh copy of the base model with ``method`` (a key of ``cfg['methods']``) and
-    evaluate it. Cached; returns args, metrics, per-step history and (for ``checkpoints``) state dicts."""
+    evaluate it. Cached; returns args, metrics, per-step history and (for ``checkpoints``) state dicts.
+
+    ``relearn_after`` (``{steps, lr, batch_size}``) then runs the benign relearning attack on the
+    unlearned model inside the same cache entry and adds ``relearned: {metrics, loss}``, so no
+    weights need to be cached (6 GB per run for a 3B model in ``full``)."""
     hp = default_hparams(world, method)
     ucfg = world.cfg["unlearn"]
     lk = dict(hp.get("kwargs", {}))
@@ -220,6 +224,8 @@ def run_unlearning(world: World, method: str, steps: int | None = None, lr: floa
             "lr": lr if lr is not None else hp["lr"], "batch_size": ucfg["batch_size"],
             "warmup": ucfg.get("warmup", 10), "target": target, "paraphrases": paraphrases, "seed": seed,
             "dynamics_every": dynamics_every, "schedule": schedule, "checkpoints": list(checkpoints)}
+    if relearn_after is not None:   # only then: keeps the keys of plain runs unchanged
+        args["relearn_after"] = {k: relearn_after[k] for k in ("steps", "lr", "batch_size")}
 
     def compute():
         model = copy.deepcopy(world.base).to(world.device)
@@ -238,9 +244,15 @@ def run_unlearning(world: World, method: str, steps: int | None = None, lr: floa
                       warmup=args["warmup"], schedule=schedule, seed=seed, device=world.device,
                       callback=cb, callback_every=dynamics_every, checkpoints=checkpoints)
         metrics = evaluate_model(world, model)
-        return {"args": args, "metrics": metrics, "history": out["history"], "evals": out["evals"],
-                "checkpoints": out["checkpoints"], "seconds": out["seconds"], "tokens": out["tokens"],
-                "final_state": {k: v.cpu() for k, v in model.state_dict().items()} if checkpoints else None}
+        res = {"args": args, "metrics": metrics, "history": out["history"], "evals": out["evals"],
+               "checkpoints": out["checkpoints"], "seconds": out["seconds"], "tokens": out["tokens"],
+               "final_state": {k: v.cpu() for k, v in model.state_dict().items()} if checkpoints else None}
+        if relearn_after is not None:
+            ra = args["relearn_after"]
+            losses = relearn(model, world.tokenizer, forget_retain_pairs(world, "relearn", True), steps=ra["steps"],
+                             lr=ra["lr"], batch_size=ra["batch_size"], seed=seed, device=world.device)
+            res["relearned"] = {"metrics": evaluate_model(world, model), "loss": losses}
+        return res
 
     with torch_threads(world.cfg.get("torch_threads")):
         return cache.get_or_compute("ch7_unlearn", {"base": world.base_fp, "args": args, "eval": world.cfg["eval"],
@@ -259,13 +271,17 @@ def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2
     ucfg, rcfg = world.cfg["unlearn"], world.cfg["relearn"]
     base_steps = ucfg["steps"]
     steps_list = tuple(int(k * base_steps) for k in multiples)
-    separate = rcfg.get("separate_runs", True)
-    if separate:
-        states = {s: run_unlearning(world, method, steps=s, checkpoints=(s,), seed=seed)["checkpoints"][s]
-                  for s in steps_list}
-    else:
-        states = run_unlearning(world, method, steps=max(steps_list), schedule="constant", checkpoints=steps_list,
-                                seed=seed)["checkpoints"]
+    if rcfg.get("separate_runs", True):
+        ra = {"steps": relearn_steps or rcfg["steps"], "lr": rcfg["lr"], "batch_size": rcfg["batch_size"]}
+        rows = []
+        for k, s in zip(multiples, steps_list):
+            r = run_unlearning(world, method, steps=s, seed=seed, relearn_after=ra)
+            b, a = r["metrics"], r["relearned"]["metrics"]
+            rows.append({"method": method, "multiple": k, "unlearn_steps": s, "J_W_unlearn": b["J_W"],
+                         "J_W_relearn": a["J_W"], "WR_proxy": b["WR_proxy"], "Rep": b["Rep"], "J_Avg": b["J_Avg"]})
+        return rows
+    states = run_unlearning(world, method, steps=max(steps_list), schedule="constant", checkpoints=steps_list,
+                            seed=seed)["checkpoints"]
     rows = []
     for k, s in zip(multiples, steps_list):
         params = {"run": cache.fingerprint(states[s]), "relearn": rcfg, "eval": world.cfg["eval"],
