@@ -603,33 +603,40 @@ def _ch5_inputs(profile: str, seed: int):
     return _memo("ch5", profile, seed, "", build)
 
 
-def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
-    """Train ch5 zoo model ``index`` and measure its sharpness on the whole (definition, ρ) grid.
-
-    The same calls as the notebook's ``zoo.train_zoo`` + ``zoo.sharpness_frame`` restricted to one
-    model (App. H, Table 3 analogue): :func:`repro.sharpness.zoo.train_zoo_model` and
-    :func:`repro.sharpness.zoo.sharpness_frame` on ``[entry]``; diverged models get no sharpness.
-    """
+def _ch5_entry(profile: str, seed: int, index: int, device: str):
     from .config import device as pick
     from .sharpness import zoo
 
     cfg, data, hps = _ch5_inputs(profile, seed)
     dev = pick(device)
-    e = zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"], data["num_classes"], dev)
-    zoo.sharpness_frame([e], data, cfg, zoo.rho_grid(cfg), device=dev, seed=seed, progress=False)
+    return cfg, data, dev, zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"],
+                                               data["num_classes"], dev)
+
+
+def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
+    """Train ch5 zoo model ``index`` (App. H) via :func:`repro.sharpness.zoo.train_zoo_model`, the call
+    the notebook's ``zoo.train_zoo`` makes for that model."""
+    _, _, _, e = _ch5_entry(profile, seed, index, device)
     return {"index": index, "diverged": bool(e["diverged"]), "train_err": float(e["train_err"]),
             "test_err": float(e["test_err"]), "shift_err": float(e["shift_err"])}
+
+
+def ch5_sharpness_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
+    """Sharpness of ch5 zoo model ``index`` on the whole (definition, ρ) grid (Table 3 analogue) via
+    :func:`repro.sharpness.zoo.sharpness_frame` on ``[entry]``, one process (the sweep parallelises)."""
+    from .sharpness import zoo
+
+    cfg, data, dev, e = _ch5_entry(profile, seed, index, device)
+    df = zoo.sharpness_frame([e], data, cfg, zoo.rho_grid(cfg), device=dev, seed=seed, progress=False, jobs=1)
+    return {"index": index, **{c: float(df[c].iloc[0]) for c in df.columns if "@" in c}}
 
 
 def ch5_ablation_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
     """APGD-steps and m ablations (Figs. 30-31) of ch5 zoo model ``index`` via
     :func:`repro.sharpness.zoo.ablation_frame` on ``[entry]`` (the notebook's definition and ρ)."""
-    from .config import device as pick
     from .sharpness import MAIN_DEFINITION, zoo
 
-    cfg, data, hps = _ch5_inputs(profile, seed)
-    dev = pick(device)
-    e = zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"], data["num_classes"], dev)
+    cfg, data, dev, e = _ch5_entry(profile, seed, index, device)
     rho = [r for d, r in zoo.rho_grid(cfg) if d == MAIN_DEFINITION][0]
     steps, ms = zoo.ablation_frame([e], data, cfg, MAIN_DEFINITION, rho, device=dev, seed=seed)
     return {"index": index, "steps": steps.sharpness.tolist(), "m": ms.sharpness.tolist()}
@@ -730,24 +737,31 @@ register("ch4")(_ch3_jobs)
 
 @register("ch5")
 def _ch5_jobs(profile: str, seed: int) -> list[Job]:
-    """Stage 1: one job per zoo model (train + sharpness grid). Stage 2, once stage 1 is cached: the
-    ablation models (the first ``ablation.n_models`` kept models, chosen as the notebook does)."""
+    """Stage 1: one training job per zoo model. Stage 2, once stage 1 is cached, chosen as the notebook
+    chooses (:func:`repro.sharpness.zoo.keep_mask`): one sharpness job per kept model, and one ablation
+    job for each of the first ``ablation.n_models`` kept models (non-diverged ones when none is kept)."""
+    import pandas as pd
+
     from .config import chapter_config
+    from .sharpness import zoo
 
     cfg = chapter_config("ch5", profile)
     n = int(cfg["zoo"]["n_models"])
     stage1 = [Job("repro.launch:ch5_zoo_model", {"profile": profile, "seed": seed, "index": i}, "sweep_ch5_zoo",
-                  label=f"ch5 zoo {i} (train + sharpness)") for i in range(n)]
+                  label=f"ch5 zoo {i} (train)") for i in range(n)]
     res = _results_if_done(stage1)
     if res is None:
         return stage1
-    # the notebook's choice: kept = not diverged and train error <= train_err_max (all models if none),
-    # then ablation_frame takes the first ablation.n_models non-diverged of those
-    kept = [r["index"] for r in res if not r["diverged"] and r["train_err"] <= cfg["train_err_max"]]
-    pool = kept or [r["index"] for r in res]
-    chosen = [i for i in pool if not res[i]["diverged"]][: int(cfg["ablation"]["n_models"])]
-    return stage1 + [Job("repro.launch:ch5_ablation_model", {"profile": profile, "seed": seed, "index": i},
-                         "sweep_ch5_ablation", label=f"ch5 ablation {i} (steps, m)") for i in chosen]
+    kept = [int(i) for i in pd.DataFrame(res).index[zoo.keep_mask(pd.DataFrame(res), cfg["train_err_max"])]]
+    pool = kept or [r["index"] for r in res if not r["diverged"]]
+    chosen = pool[: int(cfg["ablation"]["n_models"])]
+
+    def job(fn: str, name: str, i: int, what: str) -> Job:
+        return Job(f"repro.launch:{fn}", {"profile": profile, "seed": seed, "index": i}, name,
+                   label=f"ch5 {what} {i}")
+
+    return (stage1 + [job("ch5_sharpness_model", "sweep_ch5_sharpness", i, "sharpness") for i in kept]
+            + [job("ch5_ablation_model", "sweep_ch5_ablation", i, "ablation (steps, m)") for i in chosen])
 
 
 def _ch6_job(profile: str, seed: int, spec: dict) -> Job:
