@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 # ----------------------------------------------------------------------------- report
 def _summary_inputs(n_kept=30, tau_scale=0.2, good_theory=True, seed=0):
     rng = np.random.default_rng(seed)
-    inv = dict(adaptive_max_rel_dev=1e-6 if good_theory else 0.2, standard_min_rel_dev=0.4 if good_theory else 0.0,
+    inv = dict(adaptive_max_rel_dev=2e-4 if good_theory else 0.2, standard_min_rel_dev=0.4 if good_theory else 0.0,
                max_function_change=1e-7)
     fig1 = dict(rho=0.5, peak=0.19, peak_alpha=0.3, end=0.0 if good_theory else 0.1, ln_range=0.0,
                 interior_peak=True)
