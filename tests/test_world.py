@@ -143,3 +143,10 @@ def test_loaded_world_fingerprint_and_no_popular(world):
     assert fingerprint(w) != fingerprint(w2) and fingerprint(w) == fingerprint(w)
     with pytest.raises(ValueError, match="only in the generated world"):
         w.popular("x", n=10, p=0.3)
+
+
+def test_default_popular_sources_are_not_near_ood():
+    from repro.data.world import GENERIC_OOD_SOURCES, NEAR_SHAPES
+
+    s = make_popular("study", n=20, p=0.5, seed=0)
+    assert s.class_names == GENERIC_OOD_SOURCES and not set(s.class_names) & set(NEAR_SHAPES)
