@@ -132,10 +132,14 @@ def unleashing_study(world, cfg: Mapping, seed: int = 0, device=None, progress: 
     entry = zoo_entries([ucfg["model"]])[0]
     dets = list(ucfg.get("curve_detectors", ["energy"]))
     main = dets[0]
-    traj = _um_trajectory(world, entry, int(ucfg.get("every", 1)), seed, device, progress)
+    # every epoch is stored (cheap); ``every`` only thins the evaluated curve, so changing it reuses the run
+    traj = _um_trajectory(world, entry, 1, seed, device, progress)
     hist = {h["epoch"] + 1: h for h in traj["history"]}
+    every, last = int(ucfg.get("every", 1)), max(ep for ep, _ in traj["checkpoints"])
     curves, models = [], {}
     for ep, sd in traj["checkpoints"]:
+        if ep % every and ep != last:
+            continue
         m = build_from_spec(traj["spec"])
         m.load_state_dict(sd)
         m.eval()
