@@ -105,9 +105,11 @@ def test_almost_all_allows_one_exception_only_with_several_models():
 
 
 def test_untestable_cases():
-    v = verdicts(unit=(0.0, 0.0), rej=(10, 10), n_classes=10)
+    v = verdicts(unit=(0.0, 0.0), rej=([10, 10, 10, 10, 10], [10, 9, 10, 8, 10]), n_classes=10)
     assert v["unit"] == "not testable at this scale"   # no test fails for either: nothing to improve
-    assert v["rej"] == "not testable at this scale"    # every class already rejected by both
+    assert v["rej"] == "not testable at this scale"    # Maha already rejects every class for every model
+    # only models where Maha leaves room count: 2 of them, both improve
+    assert verdicts(rej=([10, 10, 10, 6, 7], [9, 9, 9, 8, 9]))["rej"] == "reproduced"
     df = R.mahapp_claims(**{**tables(), "n_tests": 0})
     assert df[df.claim.str.contains(CLAIM["unit"])].verdict.iloc[0] == "not testable at this scale"
 
