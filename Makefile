@@ -31,7 +31,7 @@ BOOK_SRC  := $(wildcard book/*.md book/*.yml book/*.bib)
 HTML      := $(BOOK_OUT)/_build/html/index.html
 PARAMS    := $(RESULTS)/$(PROFILE)/.params
 
-.PHONY: help install browser-deps book chapter test test-fast bench clean FORCE
+.PHONY: help install browser-deps book chapter test test-fast bench clean
 
 help:
 	@echo "make book     [PROFILE=cpu|smoke|full SEED=0 DEVICE=auto]  execute chapters (papermill) + build the site"
@@ -48,10 +48,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Rewritten only when SEED/DEVICE/REPRO_PROFILE_DIR change, so executed notebooks depend on the parameters' values.
-$(PARAMS): FORCE
+# The run parameters as a stamp file, rewritten (at parse time, so that `make -q` stays exact) only
+# when SEED/DEVICE/REPRO_PROFILE_DIR change: executed notebooks depend on the parameters' values.
+PARAMS_LINE := seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)
+ifneq ($(filter book $(RESULTS)/%,$(MAKECMDGOALS)),)
+_params := $(shell mkdir -p $(dir $(PARAMS)) && { echo "$(PARAMS_LINE)" | cmp -s - $(PARAMS) || echo "$(PARAMS_LINE)" > $(PARAMS); })
+endif
+$(PARAMS):
 	@mkdir -p $(@D)
-	@echo "seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)" | cmp -s - $@ || echo "seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)" > $@
+	@echo "$(PARAMS_LINE)" > $@
 
 $(RESULTS)/$(PROFILE)/executed/%.ipynb: notebooks/%.ipynb $(REPRO_SRC) $(PARAMS) | $(VENV)/.installed
 	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $* --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
