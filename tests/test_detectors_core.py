@@ -255,3 +255,24 @@ def test_maha_stream_chunks_with_other_dimension_are_a_clear_error(data):
     chunks = [(data["f"][:100], data["y"][:100]), (data["f"][100:200, :-1], data["y"][100:200])]
     with pytest.raises(ValueError, match="feature dimension 11, earlier chunks had 12"):
         get_detector("maha").fit_stream(chunks, num_classes=4)
+
+
+def test_pinv_ignores_round_off_eigenvalues_beyond_the_sample_bound():
+    """18 samples in 3 classes span <= 15 dimensions: round-off eigenvalues above the pinvh cutoff must
+    not be inverted (they would dominate the Mahalanobis score)."""
+    import warnings
+
+    import scipy.linalg
+
+    from repro.ood.detectors.mahalanobis import pinv_psd
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(18, 64)), np.repeat(np.arange(3), 6)
+    xc = x - np.stack([x[y == c].mean(0) for c in range(3)])[y]
+    cov = xc.T @ xc / len(x)
+    noise = rng.normal(size=(64, 64)) * 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = pinv_psd(cov + (noise + noise.T) / 2, n_samples=18, n_classes=3)
+    assert np.linalg.matrix_rank(P, tol=1e-8 * np.abs(P).max()) == 15
+    np.testing.assert_allclose(P, scipy.linalg.pinvh(cov, atol=1e-10), rtol=1e-6, atol=1e-6 * np.abs(P).max())

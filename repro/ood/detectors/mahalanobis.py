@@ -54,7 +54,16 @@ def pinv_psd(cov: np.ndarray, what: str = "covariance", n_samples: Optional[int]
     w, V = np.linalg.eigh(cov)
     cutoff = np.abs(w).max() * cov.shape[0] * np.finfo(np.float64).eps
     keep = np.abs(w) > cutoff
-    rank, D = int(keep.sum()), cov.shape[0]
+    D = cov.shape[0]
+    if n_samples is not None and 0 <= n_samples - (n_classes or 1) < int(keep.sum()):
+        # In exact arithmetic a (class-centred) covariance of n samples has rank <= n - C; eigenvalues
+        # beyond that are round-off from the streamed sums, and inverting them would let noise
+        # directions dominate the score. Keep only the top n - C eigenvalues.
+        bound = n_samples - (n_classes or 1)
+        keep = np.zeros_like(keep)
+        if bound > 0:
+            keep[np.argsort(np.abs(w))[-bound:]] = True
+    rank = int(keep.sum())
     if rank < D:
         why = ""
         if n_samples is not None and n_samples - (n_classes or 1) < D:
