@@ -31,11 +31,12 @@ def _families() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
     """(family, how to call, [(name, implementation, description)]) for each registry that exists."""
     out = []
     try:
+        from . import related  # noqa: F401  (registers the appendix's feature-norm detector)
         from .ood.detectors import base as det
 
         det.list_detectors()
         rows = [(n, _qualname(c), _doc(c)) for n, c in sorted(det._REGISTRY.items())]
-        out.append(("OOD detectors (ch. 3-4)", 'get_detector("NAME").fit(...).score(...)', rows))
+        out.append(("OOD detectors (ch. 3-4, appendix)", 'get_detector("NAME").fit(...).score(...)', rows))
     except ImportError:
         pass
     try:
