@@ -116,3 +116,11 @@ def test_paper_table_helpers():
     assert paper_beats_msp("rmaha") == (22, 26)
     with pytest.raises(ValueError, match="unknown method"):
         paper_beats_msp("nope")
+
+
+def test_unit_tests_failed_by_every_pair_reveal_only_partly():
+    """When every (model, method) fails several tests, the tests do not single out the strong pairs."""
+    everyone = {k: 5 for k in FAIL_FEAT}
+    df = ninco_claims(summary(GOOD), units(everyone))
+    assert verdict(df, "Unit tests reveal") == "partly reproduced"
+    assert "every pair fails" in df[df.claim.str.startswith("Unit tests reveal")].reproduced.iloc[0]

@@ -176,9 +176,15 @@ def ninco_claims(summary: pd.DataFrame, units: pd.DataFrame, cleaning: Optional[
         joined = ds.set_index(["model", "method"])["mean_fpr"].to_frame().join(fails.stack().rename("fails"))
         good = joined[joined["mean_fpr"] <= joined["mean_fpr"].quantile(0.33)]
         hidden = good[good["fails"] >= 2]
+        # If (nearly) every pair fails several tests, the tests reveal nothing specific to the strong
+        # pairs: the direction holds but says little, so at most "partly".
+        everyone = bool((joined["fails"] >= 2).all())
         rows.append(dict(section="unit tests", claim=c_u2, paper=p_u2,
                          reproduced=f"{len(hidden)}/{len(good)} of the best third of (model, method) pairs by "
-                                    f"mean FPR fail >= 2 of {units['test'].nunique()} tests",
-                         verdict=verdict_from(len(hidden) > 0)))
+                                    f"mean FPR fail >= 2 of {units['test'].nunique()} tests (median over all "
+                                    f"pairs: {joined['fails'].median():.0f} failed"
+                                    + ("; every pair fails >= 2, so the tests do not single out strong pairs)"
+                                       if everyone else ")"),
+                         verdict=verdict_from(len(hidden) > 0 and not everyone, partly=len(hidden) > 0)))
     rows.append(_pretraining_row(wide))
     return claims_frame(rows)
