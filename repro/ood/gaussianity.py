@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .detectors.base import l2_normalize_strict
 from scipy.special import gammaln
 
 
@@ -51,11 +53,7 @@ def _features_labels(features, labels) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """phi / ||phi||_2 (Eq. 6, L2378); a zero vector has no direction and is an error."""
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(n == 0):
-        raise ValueError(f"{int((n == 0).sum())} feature row(s) have zero l2 norm and cannot be normalised "
-                         "(Mahalanobis++ needs a direction); remove them or check the feature extraction")
-    return x / n
+    return l2_normalize_strict(x, "features")
 
 
 def feature_norms(features) -> np.ndarray:

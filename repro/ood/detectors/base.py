@@ -150,3 +150,14 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def _score(self, features, logits) -> np.ndarray:
         """Scores for validated inputs; higher = more in-distribution."""
+
+
+def l2_normalize_strict(f: np.ndarray, what: str = "features") -> np.ndarray:
+    """h / ||h||_2 row-wise (Maha++ Eq. 4.1, NNGuide, GMN). A zero row has no direction, so it is a
+    clear error rather than a silent NaN or zero."""
+    n = np.linalg.norm(f, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError(f"{what}: {int((n == 0).sum())} row(s) have zero l2 norm and cannot be normalised "
+                         "(normalised detectors need a direction, e.g. Maha++ Eq. 4.1); remove them or check "
+                         "the feature extraction")
+    return f / n

@@ -17,8 +17,7 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .base import Detector, register
-from .nnguide import l2_normalize
+from .base import Detector, l2_normalize_strict, register
 
 JITTERS = (0.0, float(np.finfo(np.float64).tiny)) + tuple(10.0 ** e for e in range(-15, 0))
 
@@ -45,7 +44,7 @@ class GMM(Detector):
         self.normalize = normalize
 
     def _prep(self, x, name):
-        return l2_normalize(x, name) if self.normalize else x
+        return l2_normalize_strict(x, name) if self.normalize else x
 
     def _fit(self, features, logits, labels, head):
         classes = _check_labels(labels)

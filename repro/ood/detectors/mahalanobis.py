@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .base import Detector, as_2d, register
+from .base import Detector, as_2d, l2_normalize_strict, register
 
 
 def l2_normalize(f: np.ndarray) -> np.ndarray:
@@ -30,13 +30,6 @@ def l2_normalize(f: np.ndarray) -> np.ndarray:
     return f / np.where(n > 0, n, 1.0)
 
 
-def l2_normalize_strict(f: np.ndarray, what: str = "features") -> np.ndarray:
-    """h / ||h||_2 row-wise; a zero row has no direction, so Maha++ cannot place it: a clear error."""
-    n = np.linalg.norm(f, axis=1, keepdims=True)
-    if np.any(n == 0):
-        raise ValueError(f"{what}: {int((n == 0).sum())} row(s) have zero l2 norm and cannot be normalised "
-                         "(Mahalanobis++ needs a direction, Eq. 4.1); remove them or check the feature extraction")
-    return f / n
 
 
 class SingularCovarianceWarning(UserWarning):

@@ -14,16 +14,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import Detector, register
+from .base import Detector, l2_normalize_strict, register
 
 
-def l2_normalize(x: np.ndarray, name: str = "features") -> np.ndarray:
-    """Rows divided by their l2 norm; a zero-norm row has no direction, so it is an error."""
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(n == 0):
-        raise ValueError(f"{name}: {int((n == 0).sum())} row(s) have zero l2 norm and cannot be normalised; "
-                         "remove them or check the feature extraction")
-    return x / n
+
 
 
 def topk_inner_product_mean(queries: np.ndarray, bank: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
@@ -64,10 +58,10 @@ class NNGuide(Detector):
         size = max(size, self.k)
         rng = np.random.default_rng(self.seed)
         idx = np.sort(rng.choice(n, size=size, replace=False))
-        z = l2_normalize(features[idx], "train_features")
+        z = l2_normalize_strict(features[idx], "train_features")
         self.bank_ = z * logsumexp(logits[idx], axis=1)[:, None]
         self.bank_index_ = idx
 
     def _score(self, features, logits):
-        z = l2_normalize(features)
+        z = l2_normalize_strict(features)
         return topk_inner_product_mean(z, self.bank_, self.k) * logsumexp(logits, axis=1)

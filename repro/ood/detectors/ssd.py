@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import softmax
 
 from .base import Detector, register
-from .nnguide import l2_normalize
+from .base import l2_normalize_strict
 
 
 @register("ssc")
@@ -43,7 +43,7 @@ class SSC(Detector):
     def _score(self, features, logits):
         if features.shape[1] != self.Wn_.shape[1]:
             raise ValueError(f"ssc: features have dimension {features.shape[1]}, head expects {self.Wn_.shape[1]}")
-        cos = l2_normalize(features) @ self.Wn_.T
+        cos = l2_normalize_strict(features) @ self.Wn_.T
         return softmax(self.t * cos, axis=1).max(axis=1)
 
 
@@ -58,7 +58,7 @@ class SSDPlus(Detector):
         self.seed = seed
 
     def _prep(self, x, name):
-        return (l2_normalize(x, name) - self.mean_) / self.std_
+        return (l2_normalize_strict(x, name) - self.mean_) / self.std_
 
     def _fit(self, features, logits, labels, head):
         from sklearn.cluster import KMeans
@@ -66,7 +66,7 @@ class SSDPlus(Detector):
         n = len(features)
         if not 1 <= int(self.n_clusters) <= n:
             raise ValueError(f"ssd_plus: n_clusters must be in [1, {n}] (number of train samples), got {self.n_clusters}")
-        z = l2_normalize(features, "train_features")
+        z = l2_normalize_strict(features, "train_features")
         self.mean_ = z.mean(axis=0)
         self.std_ = z.std(axis=0) + 1e-10  # as in the SSD code: constant dimensions stay finite
         z = (z - self.mean_) / self.std_
