@@ -38,3 +38,35 @@ def smoke_site(tmp_path_factory):
     r = subprocess.run(args, env=env, capture_output=True, text=True)
     return {"rc": r.returncode, "log": r.stdout[-6000:] + r.stderr[-6000:], "args": args, "env": env,
             "results": tmp / "results", "html": tmp / "site" / "_build" / "html", "tmp": tmp}
+
+
+def run_chapter_on_standins(chapter: str, standins: dict, tmp_path: Path, timeout: int) -> Path:
+    """`repro run CHAPTER --profile full` in a subprocess, with REPRO_DATA / REPRO_PROFILE_DIR pointing
+    at small local stand-ins of the real assets and a private cache; returns the results folder."""
+    import subprocess
+
+    env = dict(os.environ, REPRO_DATA=str(standins["data"]), REPRO_PROFILE_DIR=str(standins["profiles"]),
+               REPRO_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    r = subprocess.run([sys.executable, "-m", "repro.cli", "run", chapter, "--profile", "full", "--results", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return out
+
+
+def image_tree(root: Path, classes, n_real: int, n_total: int, rng, size: int = 40, flat: bool = False) -> None:
+    """An ImageFolder stand-in: ``root/<class>/`` (or ``root/`` itself when ``flat``) with ``n_real``
+    random PNGs and hard links up to ``n_total`` files, so manifests' min_count checks pass cheaply."""
+    import numpy as np
+    from PIL import Image
+
+    for c in ([None] if flat else classes):
+        d = root if flat else root / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n_real):
+            # a class-dependent mean colour, so a model can tell the ID classes apart a little
+            base = rng.integers(0, 256, 3)
+            img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(d / f"img_{i:05d}.png")
+        for i in range(n_real, n_total):
+            os.link(d / f"img_{i % n_real:05d}.png", d / f"img_{i:05d}.png")

@@ -8,41 +8,22 @@ for the real assets; a timm model (test_vit, pretrained=False) whose state_dict 
 read back through the same `checkpoint:` path a real checkpoint takes; a REPRO_PROFILE_DIR/ch3.yaml whose
 `full` section points at it.
 """
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
+from conftest import image_tree, run_chapter_on_standins
 from repro.config import PROFILE_DIR, chapter_config
 from repro.data.manifests import MissingAsset, load as load_manifest
 from repro.ood.benchmark import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
 from repro.zoo import trained_zoo, zoo_entries
 
-ROOT = Path(__file__).resolve().parents[1]
 ID_CLASSES = ["n01440764", "n01443537", "n01484850"]
 NINCO_CLASSES = ["caracal", "donuts", "fireworks", "waffles"]
 UNIT_FOLDERS = ["bla", "whi", "uni", "SmN"]
 POPULAR = ["Places", "Species"]
-
-
-def _tree(root: Path, classes, n_real: int, n_total: int, rng, size=40):
-    """``root/<class>/`` with ``n_real`` PNGs and hard links up to ``n_total`` files per class."""
-    for c in classes:
-        d = root / c
-        d.mkdir(parents=True)
-        for i in range(n_real):
-            # a class-dependent mean colour, so a model can tell the ID classes apart a little
-            base = rng.integers(0, 256, 3)
-            img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(d / f"img_{i:05d}.png")
-        for i in range(n_real, n_total):
-            os.link(d / f"img_{i % n_real:05d}.png", d / f"img_{i:05d}.png")
 
 
 def _min_count(name):
@@ -55,14 +36,14 @@ def standins(tmp_path_factory):
     rng = np.random.default_rng(0)
     data = tmp / "data"
     imagenet = data / load_manifest("imagenet1k").layout
-    _tree(imagenet / "train", ID_CLASSES, 8, 8, rng)
+    image_tree(imagenet / "train", ID_CLASSES, 8, 8, rng)
     per_val = -(-_min_count("imagenet1k") // len(ID_CLASSES))
-    _tree(imagenet / "val", ID_CLASSES, 4, per_val, rng)
+    image_tree(imagenet / "val", ID_CLASSES, 4, per_val, rng)
     ninco = data / load_manifest("ninco").layout / "NINCO"
     per_ninco = -(-_min_count("ninco") // len(NINCO_CLASSES))
-    _tree(ninco / "NINCO_OOD_classes", NINCO_CLASSES, 3, per_ninco, rng)
-    _tree(ninco / "NINCO_OOD_unit_tests", UNIT_FOLDERS, 3, 3, rng)
-    _tree(ninco / "NINCO_popular_datasets_subsamples", POPULAR, 3, 3, rng)
+    image_tree(ninco / "NINCO_OOD_classes", NINCO_CLASSES, 3, per_ninco, rng)
+    image_tree(ninco / "NINCO_OOD_unit_tests", UNIT_FOLDERS, 3, 3, rng)
+    image_tree(ninco / "NINCO_popular_datasets_subsamples", POPULAR, 3, 3, rng)
     # a timm model without pretrained weights, saved like a downloaded checkpoint
     import timm
 
@@ -185,12 +166,7 @@ def test_bad_benchmark_config():
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ch3_notebook_runs_in_full_profile_on_standins(standins, tmp_path):
-    env = dict(os.environ, REPRO_DATA=str(standins["data"]), REPRO_PROFILE_DIR=str(standins["profiles"]),
-               REPRO_CACHE=str(tmp_path / "cache"))
-    out = tmp_path / "results"
-    r = subprocess.run([sys.executable, "-m", "repro.cli", "run", "ch3", "--profile", "full", "--results", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=590)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    out = run_chapter_on_standins("ch3", standins, tmp_path, timeout=590)
     claims = out / "full" / "ch3" / "claims.csv"
     assert claims.exists()
     import pandas as pd

@@ -270,30 +270,12 @@ def test_extract_zoo_features_names_missing_sets():
 # saved to a file and read back through the `checkpoint:` path a real checkpoint takes, and
 # REPRO_PROFILE_DIR/{ch3,ch4}.yaml whose `full` sections point at them.
 import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
+from conftest import image_tree, run_chapter_on_standins  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 ID_CLASSES = ["n01440764", "n01443537", "n01484850"]
 OPENOOD = ["ssb_hard", "inaturalist", "textures", "openimage_o"]
-
-
-def _tree(root: Path, classes, n_real: int, n_total: int, rng, size=40, flat=False):
-    """``root/<class>/`` (or ``root/`` itself when ``flat``) with ``n_real`` PNGs + hard links up to ``n_total``."""
-    from PIL import Image
-
-    for c in ([None] if flat else classes):
-        d = root if flat else root / c
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(n_real):
-            base = rng.integers(0, 256, 3)
-            img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(d / f"img_{i:05d}.png")
-        for i in range(n_real, n_total):
-            os.link(d / f"img_{i % n_real:05d}.png", d / f"img_{i:05d}.png")
 
 
 @pytest.fixture(scope="module")
@@ -311,17 +293,17 @@ def full_standins(tmp_path_factory):
     rng = np.random.default_rng(0)
     data = tmp / "data"
     imagenet = data / load_manifest("imagenet1k").layout
-    _tree(imagenet / "train", ID_CLASSES, 8, 8, rng)
-    _tree(imagenet / "val", ID_CLASSES, 4, -(-min_count("imagenet1k") // 3), rng)
+    image_tree(imagenet / "train", ID_CLASSES, 8, 8, rng)
+    image_tree(imagenet / "val", ID_CLASSES, 4, -(-min_count("imagenet1k") // 3), rng)
     ninco = data / load_manifest("ninco").layout / "NINCO"
-    _tree(ninco / "NINCO_OOD_classes", ["caracal", "donuts", "waffles"], 3, -(-min_count("ninco") // 3), rng)
-    _tree(ninco / "NINCO_OOD_unit_tests", ["bla", "whi", "uni"], 3, 3, rng)
-    _tree(ninco / "NINCO_popular_datasets_subsamples", ["Places"], 3, 3, rng)
+    image_tree(ninco / "NINCO_OOD_classes", ["caracal", "donuts", "waffles"], 3, -(-min_count("ninco") // 3), rng)
+    image_tree(ninco / "NINCO_OOD_unit_tests", ["bla", "whi", "uni"], 3, 3, rng)
+    image_tree(ninco / "NINCO_popular_datasets_subsamples", ["Places"], 3, 3, rng)
     openood = data / load_manifest("openood_v15_imagenet").layout
     # OpenOOD ships iNaturalist and OpenImage-O flat, the others in class sub-folders; an unused folder of
     # empty files makes the manifest's "*/*" presence count pass without thousands of images to decode
     for name in OPENOOD:
-        _tree(openood / name, ["a", "b"], 3, 3, rng, flat=name in ("inaturalist", "openimage_o"))
+        image_tree(openood / name, ["a", "b"], 3, 3, rng, flat=name in ("inaturalist", "openimage_o"))
     (openood / "_padding").mkdir()
     for i in range(min_count("openood_v15_imagenet")):
         (openood / "_padding" / f"{i}.txt").touch()
@@ -403,12 +385,7 @@ def test_full_profile_missing_openood_names_the_manifest(full_env, tmp_path, mon
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ch4_notebook_runs_in_full_profile_on_standins(full_standins, tmp_path):
-    env = dict(os.environ, REPRO_DATA=str(full_standins["data"]), REPRO_PROFILE_DIR=str(full_standins["profiles"]),
-               REPRO_CACHE=str(tmp_path / "cache"))
-    out = tmp_path / "results"
-    r = subprocess.run([sys.executable, "-m", "repro.cli", "run", "ch4", "--profile", "full", "--results", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=880)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    out = run_chapter_on_standins("ch4", full_standins, tmp_path, timeout=880)
     df = pd.read_csv(out / "full" / "ch4" / "claims.csv")
     assert len(df) == 13 and set(df.verdict) <= set(VERDICTS)
     assert (out / "full" / "ch4" / "fpr_openood_avg.csv").exists()
