@@ -16,6 +16,7 @@ subclasses, e.g. timm's ``LayerNorm2d``), never by name: names such as torchvisi
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -83,14 +84,15 @@ def _no_norm_error(model: nn.Module, what: str) -> ValueError:
     )
 
 
-class Selection:
+class Selection(abc.ABC):
     """Base class: ``build(model) -> list[Entry]``; dynamic selections also implement ``update``."""
 
     name = "selection"
     dynamic = False
 
-    def build(self, model: nn.Module) -> list[Entry]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def build(self, model: nn.Module) -> list[Entry]:
+        """The parameters to perturb, in the order SAM visits them."""
 
     def update(self, entries: list[Entry], step: int) -> None:
         """Called after the first (ascent) backward pass, before eps is computed."""

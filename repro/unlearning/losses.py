@@ -12,6 +12,7 @@ trained with :class:`repro.sam.SAM` by the trainer).
 """
 from __future__ import annotations
 
+import abc
 from typing import Callable
 
 import torch
@@ -76,8 +77,8 @@ def joint_logits(model, a: Encoded, b: Encoded) -> tuple[torch.Tensor, torch.Ten
     return logits[: len(a.input_ids), : a.input_ids.shape[1]], logits[len(a.input_ids):, : b.input_ids.shape[1]]
 
 
-class UnlearningLoss:
-    """Base: ``lambda_f`` · forget term + ``lambda_r`` · retain term (Eq. 1)."""
+class UnlearningLoss(abc.ABC):
+    """Base: ``lambda_f`` · forget term + ``lambda_r`` · retain term (Eq. 1); each loss defines its forget term."""
 
     name = "base"
     needs_ref = False
@@ -89,8 +90,9 @@ class UnlearningLoss:
                 raise ValueError(f"{k} must be a non-negative number, got {v!r}")
         self.lambda_f, self.lambda_r = float(lambda_f), float(lambda_r)
 
+    @abc.abstractmethod
     def forget_term(self, model, ref, forget: Encoded, forget_target: Encoded) -> torch.Tensor:
-        raise NotImplementedError
+        """The loss on the forget set (to be minimised)."""
 
     def retain_term(self, model, ref, retain: Encoded) -> torch.Tensor:
         return nll(model, retain)
