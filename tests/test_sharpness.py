@@ -237,3 +237,54 @@ def test_non_finite_loss_raises():
         m.fc.bias.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="non-finite"):
         measure(m, [(x, y)], "standard_worst_linf", 0.01)
+
+
+def test_bound_path_equals_functional_path_and_restores_the_model():
+    """The flat-buffer fast path (FlatModel.bound) gives the same loss and gradient as the pure
+    functional_call path, leaves the model's parameter storage, values and .grad as they were, also
+    when the body raises."""
+    from repro.sharpness import FlatModel
+
+    x, y = _data()
+    m = _model()
+    m.fc.weight.grad = torch.full_like(m.fc.weight, 7.0)  # a user's pending gradient must survive
+    ptrs = [p.data_ptr() for p in m.parameters()]
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    flat = FlatModel(m, logit_norm="std")
+    w = flat.w0 + 1e-2 * torch.randn_like(flat.w0)
+    L_f, g_f = flat.loss_and_grad(w, x, y)
+    with flat.bound():
+        L_b, g_b = flat.loss_and_grad(w, x, y)
+        L_b2, g_b2 = flat.loss_and_grad(w, x, y)  # gradient buffer is zeroed between calls
+        v_b = flat.loss_value(w, x, y)
+    assert torch.allclose(L_f, L_b, rtol=0, atol=1e-12) and torch.allclose(g_f, g_b, rtol=0, atol=1e-12)
+    assert torch.equal(g_b, g_b2) and g_b.data_ptr() != g_b2.data_ptr()  # fresh tensors, not the buffer
+    assert abs(float(v_b) - float(L_f)) < 1e-12
+    with pytest.raises(RuntimeError, match="boom"):
+        with flat.bound():
+            flat.loss_and_grad(w, x, y)
+            raise RuntimeError("boom")
+    assert [p.data_ptr() for p in m.parameters()] == ptrs
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(m.fc.weight.grad, torch.full_like(m.fc.weight, 7.0))
+    assert m.c1.weight.grad is None
+
+
+def test_measure_is_the_same_with_and_without_the_bound_path(monkeypatch):
+    """measure() through the fast path == measure() with bound() disabled (pure functional_call)."""
+    from contextlib import contextmanager
+
+    from repro.sharpness import FlatModel
+
+    x, y = _data()
+    vals = {d: measure(_model(), [(x, y)], d, 0.02, steps=5, n_samples=4)
+            for d in ("adaptive_worst_linf_ln", "standard_worst_l2", "adaptive_avg_l2")}
+
+    @contextmanager
+    def no_bind(self):
+        yield self
+
+    monkeypatch.setattr(FlatModel, "bound", no_bind)
+    for d, v in vals.items():
+        assert abs(measure(_model(), [(x, y)], d, 0.02, steps=5, n_samples=4) - v) < 1e-10, d

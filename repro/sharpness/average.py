@@ -38,7 +38,7 @@ def average_loss(flat, x, y, c, rho, norm, *, n_samples=100, chunk=None, batched
         if batched:
             ls = loss_b(W)
         else:
-            ls = torch.stack([flat.loss(W[i], x, y) for i in range(k)])
+            ls = torch.stack([flat.loss_value(W[i], x, y) for i in range(k)])
         s = float(ls.sum())
         if not math.isfinite(s):
             raise FloatingPointError(

@@ -102,44 +102,45 @@ def measure_detailed(
         flat = FlatModel(model, logit_norm=conv)
         flat.w0 = flat.w0.to(dev)
         flat.buffers = {k: v.to(dev) for k, v in flat.buffers.items()}
-        c = flat.w0.abs() if d.adaptive else torch.ones_like(flat.w0)
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(int(seed))
-        per_batch, cleans, n_evals = [], [], 0
-        for x, y in data:
-            if d.kind == "worst":
-                r = apgd_sharpness(
-                    lambda w: flat.loss_and_grad(w, x, y),
-                    lambda w: _noguard(flat, w, x, y),
-                    flat.w0, c, float(rho), d.norm, n_iter=steps, mode=mode, init=init, generator=gen,
-                )
-                per_batch.append(r.f_max - r.f_clean)
-                cleans.append(r.f_clean)
-                n_evals += r.n_evals
-            else:
-                with torch.no_grad():
-                    L0 = float(flat.loss(flat.w0, x, y))
-                if not math.isfinite(L0):
-                    raise FloatingPointError("non-finite clean loss; check the model and the inputs")
-                # vmap over noise draws pays off on GPUs; on CPU a plain loop is as fast (see
-                # benchmarks/bench_sharpness.py), so "auto" (None) batches only on CUDA.
-                bn = (dev.type == "cuda") if batched_noise is None else bool(batched_noise)
-                La = average_loss(flat, x, y, c, float(rho), d.norm, n_samples=n_samples,
-                                  chunk=chunk, batched=bn, generator=gen)
-                per_batch.append(La - L0)
-                cleans.append(L0)
-                n_evals += n_samples + 1
+        with flat.bound():
+            return _measure(flat, d, data, dev, float(rho), m=m, steps=steps, n_samples=n_samples, conv=conv,
+                            seed=seed, mode=mode, init=init, batched_noise=batched_noise, chunk=chunk)
+
+
+def _measure(flat, d, data, dev, rho, *, m, steps, n_samples, conv, seed, mode, init, batched_noise, chunk):
+    """One sharpness value per batch, averaged (the model is already in eval mode and bound)."""
+    c = flat.w0.abs() if d.adaptive else torch.ones_like(flat.w0)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    per_batch, cleans, n_evals = [], [], 0
+    for x, y in data:
+        if d.kind == "worst":
+            r = apgd_sharpness(
+                lambda w: flat.loss_and_grad(w, x, y),
+                lambda w: flat.loss_value(w, x, y),
+                flat.w0, c, float(rho), d.norm, n_iter=steps, mode=mode, init=init, generator=gen,
+            )
+            per_batch.append(r.f_max - r.f_clean)
+            cleans.append(r.f_clean)
+            n_evals += r.n_evals
+        else:
+            L0 = float(flat.loss_value(flat.w0, x, y))
+            if not math.isfinite(L0):
+                raise FloatingPointError("non-finite clean loss; check the model and the inputs")
+            # vmap over noise draws pays off on GPUs; on CPU a plain loop is as fast (see
+            # benchmarks/bench_sharpness.py), so "auto" (None) batches only on CUDA.
+            bn = (dev.type == "cuda") if batched_noise is None else bool(batched_noise)
+            La = average_loss(flat, x, y, c, float(rho), d.norm, n_samples=n_samples,
+                              chunk=chunk, batched=bn, generator=gen)
+            per_batch.append(La - L0)
+            cleans.append(L0)
+            n_evals += n_samples + 1
     return SharpnessResult(
         value=float(sum(per_batch) / len(per_batch)), definition=d.name, rho=float(rho),
         per_batch=per_batch, clean_loss=float(sum(cleans) / len(cleans)), n_evals=n_evals,
         settings=dict(m=m, steps=steps, n_samples=n_samples, logit_norm=conv, seed=seed, mode=mode,
                       init=init, n_batches=len(data)),
     )
-
-
-def _noguard(flat, w, x, y):
-    with torch.no_grad():
-        return flat.loss(w, x, y)
 
 
 def measure(model, batches, definition, rho, *, m=None, steps=20, n_samples=100, logit_norm=None,

@@ -23,7 +23,7 @@ from repro.sharpness.definitions import get as get_definition
 from repro.sharpness.measure import measure_detailed
 
 ZOO_VERSION = "1"
-SHARPNESS_VERSION = "1"
+SHARPNESS_VERSION = "2"  # 2: bound flat-buffer path + fused APGD updates (same math, other rounding)
 
 
 @dataclass(frozen=True)
