@@ -579,54 +579,57 @@ def ch3_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> 
 _INPUTS: dict = {}
 
 
-def _memo(chapter: str, profile: str, seed: int, device: str, build: Callable):
+def _memo(chapter: str, profile: str, seed: int, variant: str, build: Callable):
     """Inputs shared by a chapter's jobs (data, world), built once per process for the same profile
-    config: in-process and pool sweeps run many jobs per process, a SLURM task runs one."""
+    config (``variant``: anything else that changes them, e.g. ch5's zoo key): in-process and pool
+    sweeps run many jobs per process, a SLURM task runs one."""
     from .config import chapter_config
 
     cfg = chapter_config(chapter, profile)
-    key = (chapter, profile, seed, device, json.dumps(cfg, sort_keys=True, default=str), os.environ.get("REPRO_DATA"))
+    key = (chapter, profile, seed, variant, json.dumps(cfg, sort_keys=True, default=str), os.environ.get("REPRO_DATA"))
     if key not in _INPUTS:
         _INPUTS.clear()  # one chapter's inputs at a time: they can be large
         _INPUTS[key] = build(cfg)
     return _INPUTS[key]
 
 
-def _ch5_inputs(profile: str, seed: int):
+def _ch5_inputs(profile: str, seed: int, zoo_key: str = "zoo"):
     from .sharpness import zoo
 
     def build(cfg):
+        cfg = zoo.zoo_config(cfg, zoo_key) if zoo_key != "zoo" else cfg
         z = cfg["zoo"]
         hps = zoo.sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
         return cfg, zoo.prepare_data(cfg), hps
 
-    return _memo("ch5", profile, seed, "", build)
+    return _memo("ch5", profile, seed, zoo_key, build)
 
 
-def _ch5_entry(profile: str, seed: int, index: int, device: str):
+def _ch5_entry(profile: str, seed: int, index: int, device: str, zoo_key: str = "zoo"):
     from .config import device as pick
     from .sharpness import zoo
 
-    cfg, data, hps = _ch5_inputs(profile, seed)
+    cfg, data, hps = _ch5_inputs(profile, seed, zoo_key)
     dev = pick(device)
     return cfg, data, dev, zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"],
-                                               data["num_classes"], dev)
+                                               data["num_classes"], dev, cfg["zoo"].get("arch_kwargs"))
 
 
-def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
+def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto", zoo_key: str = "zoo") -> dict:
     """Train ch5 zoo model ``index`` (App. H) via :func:`repro.sharpness.zoo.train_zoo_model`, the call
-    the notebook's ``zoo.train_zoo`` makes for that model."""
-    _, _, _, e = _ch5_entry(profile, seed, index, device)
+    the notebook's ``zoo.train_zoo`` makes for that model (``zoo_key="zoo_vit"``: the ViT zoo)."""
+    _, _, _, e = _ch5_entry(profile, seed, index, device, zoo_key)
     return {"index": index, "diverged": bool(e["diverged"]), "train_err": float(e["train_err"]),
             "test_err": float(e["test_err"]), "shift_err": float(e["shift_err"])}
 
 
-def ch5_sharpness_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
-    """Sharpness of ch5 zoo model ``index`` on the whole (definition, ρ) grid (Table 3 analogue) via
-    :func:`repro.sharpness.zoo.sharpness_frame` on ``[entry]``, one process (the sweep parallelises)."""
+def ch5_sharpness_model(profile: str, seed: int, index: int, device: str = "auto", zoo_key: str = "zoo") -> dict:
+    """Sharpness of ch5 zoo model ``index`` on the whole (definition, ρ) grid (Table 3 analogue; Table 4
+    for ``zoo_key="zoo_vit"``) via :func:`repro.sharpness.zoo.sharpness_frame` on ``[entry]``, one
+    process (the sweep parallelises)."""
     from .sharpness import zoo
 
-    cfg, data, dev, e = _ch5_entry(profile, seed, index, device)
+    cfg, data, dev, e = _ch5_entry(profile, seed, index, device, zoo_key)
     df = zoo.sharpness_frame([e], data, cfg, zoo.rho_grid(cfg), device=dev, seed=seed, progress=False, jobs=1)
     return {"index": index, **{c: float(df[c].iloc[0]) for c in df.columns if "@" in c}}
 
@@ -739,26 +742,38 @@ register("ch4")(_ch3_jobs)
 def _ch5_jobs(profile: str, seed: int) -> list[Job]:
     """Stage 1: one training job per zoo model. Stage 2, once stage 1 is cached, chosen as the notebook
     chooses (:func:`repro.sharpness.zoo.keep_mask`): one sharpness job per kept model, and one ablation
-    job for each of the first ``ablation.n_models`` kept models (non-diverged ones when none is kept)."""
-    import pandas as pd
-
+    job for each of the first ``ablation.n_models`` kept models (non-diverged ones when none is kept).
+    A profile with a ``zoo_vit`` (Table 4) gets the same two stages for the ViT zoo."""
     from .config import chapter_config
     from .sharpness import zoo
 
     cfg = chapter_config("ch5", profile)
+    jobs = _ch5_zoo_jobs(cfg, profile, seed, "zoo", with_ablation=True)
+    if "zoo_vit" in cfg:  # the ViT zoo (Table 4): its own stages, no ablations (as in the notebook)
+        jobs += _ch5_zoo_jobs(zoo.zoo_config(cfg, "zoo_vit"), profile, seed, "zoo_vit", with_ablation=False)
+    return jobs
+
+
+def _ch5_zoo_jobs(cfg: dict, profile: str, seed: int, zoo_key: str, with_ablation: bool) -> list[Job]:
+    import pandas as pd
+
+    from .sharpness import zoo
+
     n = int(cfg["zoo"]["n_models"])
-    stage1 = [Job("repro.launch:ch5_zoo_model", {"profile": profile, "seed": seed, "index": i}, "sweep_ch5_zoo",
-                  label=f"ch5 zoo {i} (train)") for i in range(n)]
+    extra = {} if zoo_key == "zoo" else {"zoo_key": zoo_key}  # keeps the ResNet jobs' cache keys unchanged
+    tag = "" if zoo_key == "zoo" else " ViT"
+    stage1 = [Job("repro.launch:ch5_zoo_model", {"profile": profile, "seed": seed, "index": i, **extra},
+                  "sweep_ch5_zoo", label=f"ch5{tag} zoo {i} (train)") for i in range(n)]
     res = _results_if_done(stage1)
     if res is None:
         return stage1
     kept = [int(i) for i in pd.DataFrame(res).index[zoo.keep_mask(pd.DataFrame(res), cfg["train_err_max"])]]
     pool = kept or [r["index"] for r in res if not r["diverged"]]
-    chosen = pool[: int(cfg["ablation"]["n_models"])]
+    chosen = pool[: int(cfg["ablation"]["n_models"])] if with_ablation else []
 
     def job(fn: str, name: str, i: int, what: str) -> Job:
-        return Job(f"repro.launch:{fn}", {"profile": profile, "seed": seed, "index": i}, name,
-                   label=f"ch5 {what} {i}")
+        return Job(f"repro.launch:{fn}", {"profile": profile, "seed": seed, "index": i, **extra}, name,
+                   label=f"ch5{tag} {what} {i}")
 
     return (stage1 + [job("ch5_sharpness_model", "sweep_ch5_sharpness", i, "sharpness") for i in kept]
             + [job("ch5_ablation_model", "sweep_ch5_ablation", i, "ablation (steps, m)") for i in chosen])

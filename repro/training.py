@@ -54,6 +54,18 @@ def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
+SCHEDULES = ("cosine", "constant", "cyclic")
+
+
+def cyclic_lr(step: int, total: int, lr: float, peak: float = 0.4) -> float:
+    """Triangular schedule of the chapter-5 zoo (App. H): 0 -> ``lr`` linearly over the first
+    ``peak`` fraction of ``total`` steps, then linearly back to 0 (released code:
+    ``np.interp(t, [0, 2/5 T, T], [0, lr, 0])``); evaluated at the middle of the step so the first
+    step does not use lr = 0."""
+    t = (step + 0.5) / max(1, total)
+    return lr * (t / peak if t < peak else max(0.0, (1 - t) / (1 - peak)))
+
+
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,
@@ -79,7 +91,9 @@ def train_classifier(
     """Train ``model`` in place on uint8 images ``x`` and labels ``y``; returns ``{"history": [...]}``.
 
     ``optimizer`` is ``"sgd"`` (Nesterov-free momentum SGD) or ``"adamw"``; ``schedule`` is
-    ``"cosine"`` or ``"constant"`` (per step, with optional linear warm-up). Augmentation, mixup and
+    ``"cosine"``, ``"constant"`` (per step, with optional linear warm-up) or ``"cyclic"`` (the
+    chapter-5 zoo schedule of App. H, S:4115: linear warm-up over the first 40 % of the steps, then
+    linear decay to 0, as ``lr_schedule=cyclic`` of the released code). Augmentation, mixup and
     label smoothing are the knobs the chapter 3/5 zoos sample over.
     """
     _check_xy(x, y)
@@ -87,8 +101,8 @@ def train_classifier(
         raise ValueError(f"need epochs >= 1, lr > 0, batch_size >= 1; got {epochs}, {lr}, {batch_size}")
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     dev = pick_device("auto") if device is None else torch.device(device)
     model.to(dev).train()
     num_classes = model.get_classifier().out_features if hasattr(model, "get_classifier") else None
@@ -107,6 +121,8 @@ def train_classifier(
     warm = int(warmup_epochs * steps_per_epoch)
 
     def lr_at(step: int) -> float:
+        if schedule == "cyclic":
+            return cyclic_lr(step, total, lr)
         if step < warm:
             return lr * (step + 1) / warm
         if schedule == "constant":

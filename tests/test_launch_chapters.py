@@ -25,6 +25,7 @@ def _ch5(c):
     c["zoo"]["n_models"] = 3
     c["train_err_max"] = 1.0  # keep every model, so stage 2 measures sharpness
     c["ablation"] = {"n_models": 1, "steps": [2], "m": [16]}
+    c["zoo_vit"]["n_models"] = 2
 
 
 def _ch7(c):
@@ -78,16 +79,17 @@ def test_ch5_zoo_sharpness_ablation(tiny):
     def nb():  # the zoo calls of notebooks/ch5_sharpness.ipynb
         cfg = chapter_config("ch5", "smoke")
         data = zoo.prepare_data(cfg)
-        entries = zoo.train_zoo(cfg, data, seed=0, progress=False)
-        grid = zoo.rho_grid(cfg)
-        kept_idx = zoo.kept_indices(entries, cfg["train_err_max"])
-        zdf = zoo.sharpness_frame(entries, data, cfg, grid, seed=0, progress=False, only=kept_idx)
-        main_rho = [r for d, r in grid if d == MAIN_DEFINITION][0]
-        zoo.ablation_frame(zoo.kept_entries(entries, zdf, cfg["train_err_max"]), data, cfg, MAIN_DEFINITION, main_rho,
-                           seed=0)
+        study = zoo.run_study(cfg, data, seed=0, progress=False)
+        main_rho = [r for d, r in study["grid"] if d == MAIN_DEFINITION][0]
+        zoo.ablation_frame(zoo.kept_entries(study["entries"], study["zdf"], cfg["train_err_max"]), data, cfg,
+                           MAIN_DEFINITION, main_rho, seed=0)
+        vit = zoo.run_study(zoo.zoo_config(cfg, "zoo_vit"), data, seed=0, progress=False)
+        assert len(vit["entries"]) == 2 and vit["zdf"].filter(like="@").notna().all().all()
 
     jobs = _sweep_then("ch5", ("ch5_zoo_model", "ch5_sharpness"), nb)
     assert {"sweep_ch5_sharpness", "sweep_ch5_ablation"} <= {j.name for j in jobs}  # stage 2 was built and run
+    vit_jobs = [j for j in jobs if "ViT" in j.label]
+    assert len(vit_jobs) == 4 and {j.name for j in vit_jobs} == {"sweep_ch5_zoo", "sweep_ch5_sharpness"}
 
 
 def test_ch6_run_plan(tiny):

@@ -61,3 +61,14 @@ def test_fetch_uses_pooch_with_the_manifest_hash(tmp_path, monkeypatch):
     assert isinstance(seen["processor"], pooch.Untar)
     with pytest.raises(manifests.MissingAsset, match="cannot be downloaded|no downloadable"):
         manifests.fetch("imagenet1k")
+
+
+def test_every_manifest_citation_is_in_the_books_bibliography():
+    import re
+
+    from repro.config import project_root
+
+    bib = (project_root() / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    missing = {m.name: m.citation for m in manifests.all_manifests() if m.citation not in keys}
+    assert not missing, f"add these citation keys to book/references.bib: {missing}"

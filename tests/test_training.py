@@ -84,3 +84,32 @@ def test_bad_input_messages():
         train_classifier(m, x[:0], y[:0], epochs=1, lr=0.1, progress=False)
     with pytest.raises(FloatingPointError, match="non-finite"):
         train_classifier(m, x, y, epochs=3, lr=1e30, batch_size=4, progress=False)
+
+
+def test_cyclic_schedule_matches_the_released_code():
+    """App. H zoo schedule: np.interp(t, [0, 0.4 T, T], [0, lr, 0]) at step midpoints."""
+    import numpy as np
+
+    from repro.training import cyclic_lr
+
+    T, lr = 250, 0.3
+    ours = np.array([cyclic_lr(s, T, lr) for s in range(T)])
+    ref = np.interp((np.arange(T) + 0.5) / T, [0, 0.4, 1.0], [0, lr, 0])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+    assert ours.argmax() in (99, 100) and ours.min() > 0 and abs(ours.max() - lr) < 0.01
+
+
+def test_cyclic_schedule_trains_and_bad_schedule_is_rejected():
+    import pytest
+    import torch
+
+    from repro.models import create_model
+    from repro.training import train_classifier
+
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(16) % 4
+    m = create_model("resnet_t", 4)
+    h = train_classifier(m, x, y, epochs=2, lr=0.05, batch_size=8, schedule="cyclic", progress=False, device="cpu")
+    assert len(h["history"]) == 2
+    with pytest.raises(ValueError, match="cyclic"):
+        train_classifier(m, x, y, epochs=1, lr=0.05, schedule="triangle", progress=False, device="cpu")

@@ -44,6 +44,27 @@ def _load_image(path: Path, resolution: int, crop_pct: float) -> np.ndarray:
         return np.array(im, dtype=np.uint8)  # writable: torch.from_numpy warns on read-only arrays
 
 
+
+def decode_images(files, resolution: int, crop_pct: float, workers: int = 0) -> torch.Tensor:
+    """Image files -> uint8 ``[N, 3, R, R]`` with the eval transform (shorter side to R/crop_pct,
+    centre crop), decoded straight into one preallocated tensor (no stacked copy: paper-scale sets
+    are tens of GB); ``workers`` > 0 decodes in that many threads (PIL releases the GIL)."""
+    x = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
+
+    def load(f):
+        return _load_image(Path(f), resolution, crop_pct)
+
+    if workers and workers > 0 and len(files) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(int(workers)) as pool:
+            for i, a in enumerate(pool.map(load, files)):
+                x[i] = torch.from_numpy(a).permute(2, 0, 1)
+    else:
+        for i, f in enumerate(files):
+            x[i] = torch.from_numpy(load(f)).permute(2, 0, 1)
+    return x
+
 def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class_names: Optional[list] = None,
                      max_per_class: Optional[int] = None, name: Optional[str] = None, seed: int = 0,
                      workers: int = 0) -> ImageSet:
@@ -74,21 +95,7 @@ def load_imagefolder(root, resolution: int = 224, crop_pct: float = 0.875, class
         labels += [c] * len(fs)
     if not files:
         raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) found under {root}")
-    # decoded straight into one preallocated [N, 3, H, W] tensor: no stacked copy (paper-scale sets are tens of GB)
-    x = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
-
-    def load(f):
-        return _load_image(f, resolution, crop_pct)
-
-    if workers and workers > 0 and len(files) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(int(workers)) as pool:
-            for i, a in enumerate(pool.map(load, files)):
-                x[i] = torch.from_numpy(a).permute(2, 0, 1)
-    else:
-        for i, f in enumerate(files):
-            x[i] = torch.from_numpy(load(f)).permute(2, 0, 1)
+    x = decode_images(files, resolution, crop_pct, workers)
     return ImageSet(x, torch.as_tensor(labels, dtype=torch.int64),
                     list(classes), name or root.name, meta={"root": str(root), "files": [str(f) for f in files]})
 

@@ -63,3 +63,44 @@ def mixer_t(num_classes: int, img_size: int = 32, **kw) -> nn.Module:
     opts = dict(img_size=img_size, patch_size=4, num_blocks=4, embed_dim=96)
     opts.update(kw)
     return MlpMixer(num_classes=num_classes, **opts)
+
+
+@register_model("preact_resnet18")
+def preact_resnet18(num_classes: int, width: int = 64, **kw) -> nn.Module:
+    """PreActResNet-18 (He et al. 2016, identity mappings; BatchNorm) with the CIFAR stem: the
+    model of chapter 5's CIFAR-10 zoo (App. H, width 64; ~11.2M parameters).  timm's ``resnetv2_18``
+    (pre-activation basic blocks) with its 7x7/stride-2 stem and max-pool replaced by a 3x3/stride-1
+    conv, as in the released code's ``PreActResNet18``, and timm's 1x1-conv classifier (a BiT
+    convention) replaced by the paper's linear head on globally pooled features."""
+    import timm
+    from timm.layers import ClassifierHead
+
+    m = timm.create_model("resnetv2_18", num_classes=num_classes, stem_chs=width,
+                          channels=tuple(width * f for f in (1, 2, 4, 8)), **kw)
+    m.stem.conv = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+    m.stem.pool = nn.Identity()
+    m.head = ClassifierHead(m.num_features, num_classes, pool_type="avg", use_conv=False)
+    return m
+
+
+@register_model("simple_vit")
+def simple_vit(num_classes: int, img_size: int = 32, patch_size: int = 4, embed_dim: int = 512, depth: int = 6,
+               num_heads: int = 16, mlp_dim: int = 1024, **kw) -> nn.Module:
+    """SimpleViT (Beyer et al. 2022) as in chapter 5's CIFAR-10 ViT zoo (App. H; released code:
+    ``SimpleViT(image_size=32, patch_size=4, dim=512, depth=6, heads=16, mlp_dim=1024)`` of
+    vit-pytorch): no class token, fixed 2-D sin-cos position embedding (a buffer, so it is neither
+    trained nor perturbed by sharpness), global average pooling, LayerNorm + linear head, no qkv bias.
+    Built from timm's ``VisionTransformer``; one difference: timm's attention splits ``embed_dim``
+    into heads (16 x 32), vit-pytorch uses 16 heads of 64 (inner width 1024)."""
+    import torch
+    from timm.layers import build_sincos2d_pos_embed
+    from timm.models.vision_transformer import VisionTransformer
+
+    m = VisionTransformer(img_size=img_size, patch_size=patch_size, num_classes=num_classes, embed_dim=embed_dim,
+                          depth=depth, num_heads=num_heads, mlp_ratio=mlp_dim / embed_dim, qkv_bias=False,
+                          class_token=False, global_pool="avg", fc_norm=True, **kw)
+    grid = img_size // patch_size
+    pe = build_sincos2d_pos_embed([grid, grid], dim=embed_dim).reshape(1, grid * grid, embed_dim)
+    del m.pos_embed
+    m.register_buffer("pos_embed", pe.to(torch.float32), persistent=True)
+    return m

@@ -113,3 +113,19 @@ PAPER_RHO_RESNET = {
     "adaptive_avg_linf_ln": (0.1, 0.2, 0.4, 0.8),
     "adaptive_worst_linf_ln": (0.001, 0.002, 0.004, 0.008),
 }
+
+# Table 4 (CIFAR-10 ViT, S:3779-3826): the radii the paper used for its ViT zoo (from the table CSV).
+PAPER_RHO_VIT = {
+    "standard_avg_l2": (0.005, 0.01, 0.02, 0.04),
+    "standard_worst_l2": (0.025, 0.05, 0.1, 0.2),
+    "adaptive_avg_l2": (0.1, 0.2, 0.4, 0.8),
+    "adaptive_worst_l2": (0.5, 1.0, 2.0, 4.0),
+    "adaptive_avg_l2_ln": (0.1, 0.2, 0.4, 0.8),
+    "adaptive_worst_l2_ln": (0.25, 0.5, 1.0, 2.0),
+    "standard_avg_linf": (0.01, 0.02, 0.04, 0.08),
+    "standard_worst_linf": (0.00001, 0.00002, 0.00004, 0.00008),
+    "adaptive_avg_linf": (0.1, 0.2, 0.4, 0.8),
+    "adaptive_worst_linf": (0.0005, 0.001, 0.002, 0.004),
+    "adaptive_avg_linf_ln": (0.1, 0.2, 0.4, 0.8),
+    "adaptive_worst_linf_ln": (0.0005, 0.001, 0.002, 0.004),
+}

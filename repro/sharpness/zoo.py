@@ -65,12 +65,13 @@ def _error(model, x, y, device) -> float:
 
 
 def train_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
-                    device=None) -> dict:
-    """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time."""
+                    device=None, arch_kwargs: dict | None = None) -> dict:
+    """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time.
+    ``arch_kwargs``: keyword arguments of the registered model (e.g. ``img_size`` of a ViT)."""
     from repro.models import build_from_spec, model_spec
     from repro.training import train_classifier
 
-    spec = model_spec(arch, num_classes)
+    spec = model_spec(arch, num_classes, **(arch_kwargs or {}))
     params = dict(hp=asdict(hp), train_cfg=train_cfg, spec=spec, data=data["fingerprint"])
 
     def fn():
@@ -258,7 +259,8 @@ def _worker_init(state: dict, threads: int) -> None:
 
 def _train_job(hp: HParams) -> dict:
     w = _WORKER
-    return train_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"])
+    return train_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"],
+                           w.get("arch_kwargs"))
 
 
 def _sharpness_job(i: int) -> dict:
@@ -302,15 +304,43 @@ def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool 
     """Train (cached) the whole zoo; ``jobs`` (default: the profile's ``jobs``, else 1) worker processes."""
     z = cfg["zoo"]
     hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
-    state = dict(data=data, train_cfg=dict(cfg["train"]), arch=z["arch"], device=device)
+    state = dict(data=data, train_cfg=dict(cfg["train"]), arch=z["arch"], device=device, arch_kwargs=z.get("arch_kwargs"))
     return parallel_map(_train_job, hps, state, jobs or cfg.get("jobs", 1), "zoo: training", progress)
 
 
+# The paper's CIFAR-10 tables per zoo: table id in the τ CSV and the radii used there.
+PAPER_TABLES = {"T3": "T3_CIFAR10_ResNet18", "T4": "T4_CIFAR10_ViT"}
+
+
+def _paper_rhos(table: str) -> dict:
+    from .definitions import PAPER_RHO_RESNET, PAPER_RHO_VIT
+    if table not in PAPER_TABLES:
+        raise ValueError(f"zoo.paper_table must be one of {sorted(PAPER_TABLES)} (T3: ResNets, T4: ViTs), got {table!r}")
+    return PAPER_RHO_RESNET if table == "T3" else PAPER_RHO_VIT
+
+
 def rho_grid(cfg: dict) -> list[tuple[str, float]]:
-    """(definition, ρ) pairs: the paper's Table 3 grid per definition, at the profile's indices."""
-    from .definitions import PAPER_RHO_RESNET
+    """(definition, ρ) pairs: the paper's grid per definition (Table 3 for ResNets, Table 4 for ViTs:
+    ``cfg["zoo"]["paper_table"]``, default T3), at the profile's ``sharpness.rho_index``."""
+    rhos = _paper_rhos(cfg["zoo"].get("paper_table", "T3"))
     idx = cfg["sharpness"]["rho_index"]
-    return [(d, PAPER_RHO_RESNET[d][i]) for d in PAPER_RHO_RESNET for i in idx]
+    return [(d, rhos[d][i]) for d in rhos for i in idx]
+
+
+def zoo_config(cfg: dict, key: str) -> dict:
+    """The chapter config with ``cfg[key]`` (e.g. ``zoo_vit``) as its zoo: a second zoo reuses every
+    function of this module.  ``cfg[key]`` may carry ``train`` and ``sharpness`` overrides (merged
+    into the chapter's) and ``train_err_max``."""
+    if key not in cfg:
+        raise KeyError(f"no zoo {key!r} in this profile (keys: {sorted(k for k in cfg if k.startswith('zoo'))})")
+    z = dict(cfg[key])
+    out = dict(cfg, zoo=z)
+    for sub in ("train", "sharpness"):
+        if sub in z:
+            out[sub] = {**cfg[sub], **z.pop(sub)}
+    if "train_err_max" in z:
+        out["train_err_max"] = z.pop("train_err_max")
+    return out
 
 
 def sharpness_frame(entries: list[dict], data: dict, cfg: dict, grid, device=None, seed: int = 0,
@@ -329,6 +359,22 @@ def sharpness_frame(entries: list[dict], data: dict, cfg: dict, grid, device=Non
     for d, r in grid:
         df[f"{d}@{r:g}"] = [vals.get((i, d, r), float("nan")) for i in range(len(entries))]
     return df
+
+
+def run_study(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True) -> dict:
+    """One zoo study of App. H end to end: train the zoo (cached), measure the kept models on the
+    profile's (definition, ρ) grid, Kendall τ (:func:`tau_table`) and our τ beside the paper's table
+    (``cfg["zoo"]["paper_table"]``: T3 ResNets, T4 ViTs).  Returns ``entries, grid, zdf`` (all
+    models, ``kept`` column), ``kept`` (the kept rows), ``taus`` and ``cmp``."""
+    entries = train_zoo(cfg, data, device=device, seed=seed, progress=progress)
+    grid = rho_grid(cfg)
+    kept_idx = kept_indices(entries, cfg["train_err_max"])
+    zdf = sharpness_frame(entries, data, cfg, grid, device=device, seed=seed, progress=progress, only=kept_idx)
+    zdf["kept"] = keep_mask(zdf, cfg["train_err_max"])
+    kept = zdf[zdf.kept].reset_index(drop=True)
+    taus = tau_table(kept, grid)
+    cmp = paper_comparison(taus, cfg["zoo"].get("paper_table", "T3"))
+    return dict(entries=entries, grid=grid, zdf=zdf, kept=kept, taus=taus, cmp=cmp)
 
 
 def ablation_frame(entries: list[dict], data: dict, cfg: dict, definition: str, rho: float, device=None,
@@ -362,13 +408,15 @@ def ablation_taus(abl: pd.DataFrame, col: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paper_comparison(taus: pd.DataFrame) -> pd.DataFrame:
-    """Our τ next to Table 3 (CIFAR-10 ResNet-18, S:3724-3771) for the same definition and ρ."""
+def paper_comparison(taus: pd.DataFrame, table: str = "T3") -> pd.DataFrame:
+    """Our τ next to the paper's for the same definition and ρ: Table 3 (CIFAR-10 ResNet-18,
+    S:3724-3771) or Table 4 (CIFAR-10 ViT, S:3779-3826)."""
     from repro.reference import load_paper_table
     from .definitions import get as gd
 
+    _paper_rhos(table)  # validates the name
     paper = load_paper_table("ch5_kendall_tau_tables_1to4")
-    paper = paper[paper.table.astype(str).str.contains("T3")]
+    paper = paper[paper.table.astype(str) == PAPER_TABLES[table]]
     rows = []
     for r in taus.itertuples():
         if r.target not in ("test_err", "shift_err"):
