@@ -246,6 +246,12 @@ def test_full_profile_runs_on_a_cifar10_stand_in(tmp_path, monkeypatch):
 
     _write_fake_cifar10(tmp_path / "data")
     monkeypatch.setenv("REPRO_DATA", str(tmp_path / "data"))
+    assert full["shift"]["source"] == "cifar10c"  # the real CIFAR-10-C, not the generated analogue
+    with pytest.raises(MissingAsset, match="repro data fetch cifar10c"):
+        zoo.prepare_data(full)
+    from test_cifar10c import write_fake_cifar10c
+    from repro.data.cifar10c import CORRUPTIONS
+    write_fake_cifar10c(tmp_path / "data" / "cifar10c", n=20, names=CORRUPTIONS)  # a complete archive (manifest: 16 files)
     small = dict(full, zoo=dict(full["zoo"], n_models=3, arch="resnet_t"),
                  train=dict(full["train"], epochs=1, batch_size=20),
                  shift=dict(full["shift"], names=["contrast", "gaussian_noise"], max_images=30),
@@ -262,6 +268,7 @@ def test_full_profile_runs_on_a_cifar10_stand_in(tmp_path, monkeypatch):
     data = zoo.prepare_data(cfg)
     assert data["x_train"].shape == (60, 3, 32, 32) and data["x_train"].dtype == torch.uint8
     assert len(data["x_test"]) == 20 and len(data["x_shift"]) == 30 and data["num_classes"] == 10
+    assert data["x_shift"].shape[1:] == (3, 32, 32) and data["x_shift"].dtype == torch.uint8
     entries = zoo.train_zoo(cfg, data, progress=False, jobs=2)  # two spawned workers, results via the cache
     assert len(entries) == 3
     again = zoo.train_zoo(cfg, data, progress=False, jobs=1)

@@ -215,7 +215,9 @@ def prepare_data(cfg: dict, root=None) -> dict:
     raises :class:`repro.data.manifests.MissingAsset` naming the manifest and ``repro data fetch
     cifar10``).  Optional ``n_train`` / ``n_test`` keep the first images of each split, and
     ``shift.max_images`` subsamples the pooled corrupted set (the released code uses 10k CIFAR-10-C
-    images)."""
+    images).  ``shift.source``: ``"generated"`` (default; the corruptions of :mod:`repro.data.shift`
+    applied to this test split) or ``"cifar10c"`` (the real CIFAR-10-C through
+    ``data_manifests/cifar10c.yaml``: ``shift.names`` of its 15 corruptions, null = all)."""
     from repro.data.shift import corrupted_set
 
     src = dict(cfg.get("data") or {}).get("source", "world")
@@ -239,7 +241,15 @@ def prepare_data(cfg: dict, root=None) -> dict:
         x_te, y_te = d["x_test"][:n_te], d["y_test"][:n_te]
         k = d["num_classes"]
     sh = cfg["shift"]
-    xs, ys, _ = corrupted_set(x_te, y_te, sh["names"], sh["severity"])
+    if sh.get("source", "generated") == "cifar10c":
+        # the real CIFAR-10-C (data_manifests/cifar10c.yaml); a missing archive raises MissingAsset
+        from repro.data.cifar10c import load_cifar10c
+
+        xs, ys, _ = load_cifar10c(sh.get("names"), sh["severity"], sh.get("root"))
+    elif sh.get("source", "generated") == "generated":
+        xs, ys, _ = corrupted_set(x_te, y_te, sh["names"], sh["severity"])
+    else:
+        raise ValueError(f"ch5 shift.source must be 'generated' (repro.data.shift) or 'cifar10c', got {sh['source']!r}")
     if sh.get("max_images") and len(xs) > int(sh["max_images"]):
         keep = torch.randperm(len(xs), generator=torch.Generator().manual_seed(0))[: int(sh["max_images"])]
         xs, ys = xs[keep], ys[keep]
