@@ -86,6 +86,7 @@ import torch
 from torch import nn
 
 from repro import cache
+from repro.data.imagefolder import decode_images
 
 log = logging.getLogger("repro.sharpness.pretrained")
 
@@ -322,13 +323,6 @@ def _train_files(root: Path, n: int, selection: str):
     return out
 
 
-def _decode(files, resolution: int, crop_pct: float, workers: int = 0) -> torch.Tensor:
-    """Images -> uint8 [N, 3, R, R] with the eval transform (shorter side to R/crop_pct, centre crop)."""
-    from repro.data.imagefolder import decode_images
-
-    return decode_images(files, resolution, crop_pct, workers if workers and workers > 1 else 0)
-
-
 def _normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     from repro.models import preprocess
 
@@ -444,6 +438,15 @@ class ImageZoo(PretrainedZoo):
         a = cfg.get("arch") or {}
         return a.get("name", self.arch), dict(a.get("kwargs") or {})
 
+    @abc.abstractmethod
+    def load_checkpoint(self, path, arch: str, **kw) -> nn.Module:
+        """The checkpoint file at ``path`` as an eval-mode ``arch`` model returning logits."""
+
+    def load_model(self, member, cfg=None) -> nn.Module:
+        cfg = self.config(cfg)
+        name, kw = self.arch_spec(cfg)
+        return self.load_checkpoint(self.member_path(self.row(member, cfg)), name, **kw)
+
     def _train_root(self, cfg: dict) -> Path:
         r = (cfg.get("points") or {}).get("root")
         if r:
@@ -467,7 +470,7 @@ class ImageZoo(PretrainedZoo):
     def sharpness_points(self, cfg: dict):
         _, fl = self._points_files(cfg)
         t = self.transform(cfg)
-        x = _decode([f for f, _ in fl], t["resolution"], t["crop_pct"], cfg["points"].get("workers", 0))
+        x = decode_images([f for f, _ in fl], t["resolution"], t["crop_pct"], cfg["points"].get("workers", 0))
         return _normalize(x, t["mean"], t["std"]), torch.tensor([c for _, c in fl], dtype=torch.long)
 
     def eval_data(self, set_name: str, cfg: dict) -> EvalData | None:
@@ -494,7 +497,7 @@ class ImageZoo(PretrainedZoo):
         key = dict(set=set_name, files=_listing_key(files, folder), n=len(files), restrict=restrict, **t)
 
         def load():
-            x = _decode(files, t["resolution"], t["crop_pct"], e.get("workers", 0))
+            x = decode_images(files, t["resolution"], t["crop_pct"], e.get("workers", 0))
             return x, torch.tensor(labels, dtype=torch.long)
 
         return EvalData(set_name, key, load, "multiclass", restrict)
@@ -590,11 +593,8 @@ class AugRegZoo(ImageZoo):
                              meta_err_IN=1.0 - float(r.adapt_final_test)))
         return pd.DataFrame(rows)
 
-    def load_model(self, member, cfg=None) -> nn.Module:
-        cfg = self.config(cfg)
-        row = self.row(member, cfg)
-        name, kw = self.arch_spec(cfg)
-        return load_augreg_npz(self.member_path(row), name, **kw)
+    def load_checkpoint(self, path, arch: str, **kw) -> nn.Module:
+        return load_augreg_npz(path, arch, **kw)
 
 
 @register_zoo("augreg_in1k")
@@ -710,11 +710,8 @@ class ClipSoups(ImageZoo):
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def load_model(self, member, cfg=None) -> nn.Module:
-        cfg = self.config(cfg)
-        row = self.row(member, cfg)
-        name, kw = self.arch_spec(cfg)
-        return load_clip_soup(self.member_path(row), name, **kw)
+    def load_checkpoint(self, path, arch: str, **kw) -> nn.Module:
+        return load_clip_soup(path, arch, **kw)
 
 
 # ------------------------------------------------------------------------------------------ BERT / MNLI
