@@ -1,4 +1,4 @@
-"""Feature extraction throughput: repro.features.extract_uncached vs a bare ``model(x)`` loop on the
+"""Feature extraction throughput: repro.ood.features.extract_uncached vs a bare ``model(x)`` loop on the
 same batches (same run, same device). Target (issue 4): ratio >= 0.9."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 
 
 def main(n: int = 2048, batch_size: int = 256, arch: str = "resnet_t", reps: int = 3) -> list:
-    from repro.config import device as pick_device
-    from repro.features import extract_uncached
+    from repro.core.config import device as pick_device
+    from repro.ood.features import extract_uncached
     from repro.models import create_model, preprocess
 
     dev = pick_device("auto")

@@ -16,7 +16,7 @@ import torch
 
 
 def main(model: str = "wrn10_1", batch: int = 128, res: int = 32, repeats: int = 5, classes: int = 100) -> list[dict]:
-    from repro.config import device
+    from repro.core.config import device
     from repro.models import create_model
     from repro.sam.timing import step_costs
 

@@ -77,7 +77,7 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--mem-child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from repro.config import device as pick
+    from repro.core.config import device as pick
     from repro.models import create_model
     from repro.sharpness import measure_detailed
 

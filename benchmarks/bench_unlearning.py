@@ -26,7 +26,7 @@ def _setup():
 
 
 def main(repeats: int = 20, batch: int = 8) -> list[dict]:
-    from repro.config import device
+    from repro.core.config import device
     from repro.unlearning import evaluation as E
     from repro.unlearning import losses as L
     from repro.unlearning.data import make_unlearn_sets

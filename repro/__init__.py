@@ -8,9 +8,9 @@ Subpackages follow the dissertation's chapters:
 - :mod:`repro.sam` (chapter 6: SAM and SAM-ON)
 - :mod:`repro.unlearning` (chapter 7: JensUn, worst-case evaluation, relearning)
 
-and shared infrastructure: :mod:`repro.config` (profiles, devices, seeds),
-:mod:`repro.cache` (content-addressed atomic cache), :mod:`repro.models` (timm-based zoo),
-:mod:`repro.training`, :mod:`repro.plots`, :mod:`repro.reference` (the printed numbers).
+and shared infrastructure: :mod:`repro.core.config` (profiles, devices, seeds),
+:mod:`repro.core.cache` (content-addressed atomic cache), :mod:`repro.models` (timm-based zoo),
+:mod:`repro.train.loop`, :mod:`repro.plots`, :mod:`repro.reference` (the printed numbers).
 """
 
 __version__ = "0.1.0"

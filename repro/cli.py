@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import book, cache
-from .config import PROFILES, chapter_config, results_root
-from .data import manifests
+from repro.book import stage as book
+from repro.core import cache
+from repro.core.config import PROFILES, chapter_config, results_root
+from repro.data import manifests
 
 
 def _cmd_list(args) -> int:
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("name", nargs="?")
     c.set_defaults(fn=_cmd_cache)
 
-    from .launch_cli import add_sweep_parser
+    from repro.launch.cli import add_sweep_parser
 
     add_sweep_parser(sub)
     return p

@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from conftest import image_tree, run_chapter_on_standins
-from repro.config import PROFILE_DIR, chapter_config
+from repro.core.config import PROFILE_DIR, chapter_config
 from repro.data.manifests import MissingAsset, load as load_manifest
-from repro.ood.benchmark import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
-from repro.zoo import trained_zoo, zoo_entries
+from repro.studies.ch3_ninco.experiment import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
+from repro.studies.ch3_ninco.zoo import trained_zoo, zoo_entries
 
 ID_CLASSES = ["n01440764", "n01443537", "n01484850"]
 NINCO_CLASSES = ["caracal", "donuts", "fireworks", "waffles"]
@@ -95,7 +95,7 @@ def test_full_benchmark_is_a_world_from_the_image_folders(full_env):
 
 
 def test_train_and_val_split_is_disjoint(full_env):
-    from repro.ood.benchmark import _split_train_val
+    from repro.studies.ch3_ninco.experiment import _split_train_val
     from repro.data.world import ImageSet
 
     y = torch.tensor([0, 0, 0, 1, 1, 1])

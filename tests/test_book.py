@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from repro import book
+from repro.book import stage as book
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = book.notebook_paths(ROOT)

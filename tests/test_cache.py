@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from repro import cache
+from repro.core import cache
 
 
 def test_compute_once_then_hit(tmp_path):
@@ -100,7 +100,7 @@ def test_sigkill_during_write_leaves_no_loadable_entry(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, os, sys, time
         from pathlib import Path
-        from repro import cache
+        from repro.core import cache
         root = Path({str(tmp_path)!r})
         real_write = os.fdopen
         def slow_fdopen(fd, mode):

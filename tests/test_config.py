@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from repro import config
+from repro.core import config
 
 
 def test_profiles_and_errors():
@@ -70,7 +70,7 @@ def test_unwritable_results_dir_message(tmp_path, monkeypatch):
 
 
 def test_profile_dir_override_replaces_one_chapter(tmp_path, monkeypatch):
-    from repro import config
+    from repro.core import config
 
     (tmp_path / "ch3.yaml").write_text("smoke: {marker: 1}\ncpu: {marker: 2}\nfull: {marker: 3}\n")
     monkeypatch.setenv("REPRO_PROFILE_DIR", str(tmp_path))
@@ -82,7 +82,7 @@ def test_profile_dir_override_replaces_one_chapter(tmp_path, monkeypatch):
 
 
 def test_provenance_names_the_profile_file_used(tmp_path, monkeypatch):
-    from repro.provenance import Provenance
+    from repro.core.provenance import Provenance
 
     assert Provenance(chapter="ch3", profile="smoke", seed=0, device="cpu").profile_file == "repro/profiles/ch3.yaml"
     (tmp_path / "ch3.yaml").write_text("smoke: {}\ncpu: {}\nfull: {}\n")
@@ -92,7 +92,7 @@ def test_provenance_names_the_profile_file_used(tmp_path, monkeypatch):
 
 
 def test_chapters_in_book_order():
-    from repro import config
+    from repro.core import config
 
     assert sorted(["appendix", "ch10", "ch3", "ch7"], key=config.chapter_sort_key) == ["ch3", "ch7", "ch10", "appendix"]
     chs = config.chapters()

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as tmp
 from torch import nn
 
-from repro import distributed as D
+from repro.train import distributed as D
 from repro.sam import SAM
 
 WORLD, N, DIM, C, RHO, STEPS = 2, 16, 6, 3, 0.3, 2
@@ -56,7 +56,7 @@ def _worker(r: int, init_file: str, out_dir: str):
         # the torchrun entry point on generated data, inside the same gloo group (as torchrun would set it up)
         os.environ.update(RANK=str(r), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(r), MASTER_ADDR="localhost",
                           MASTER_PORT="0")
-        from repro import train_ddp
+        from repro.studies.ch6_samon import ddp as train_ddp
 
         args = train_ddp.build_parser().parse_args(
             ["--data", "generated", "--profile", "smoke", "--model", "resnet_t", "--epochs", "1", "--batch-size",
@@ -163,13 +163,13 @@ def test_bad_mode_and_env():
 
 
 def test_train_ddp_streams_an_imagefolder(tmp_path):
-    """The ImageNet path of repro.train_ddp on a tiny local ImageFolder stand-in (train/ and val/)."""
+    """The ImageNet path of repro.studies.ch6_samon.ddp on a tiny local ImageFolder stand-in (train/ and val/)."""
     import json
 
     import numpy as np
     from PIL import Image
 
-    from repro import train_ddp
+    from repro.studies.ch6_samon import ddp as train_ddp
 
     rng = np.random.default_rng(0)
     for split, n in (("train", 8), ("val", 3)):

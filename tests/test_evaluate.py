@@ -82,7 +82,7 @@ def test_rank_methods():
 
 
 def test_score_detectors_and_evaluate_model():
-    from repro.features import Features
+    from repro.ood.features import Features
     from repro.ood.detectors import Head
 
     rng = np.random.default_rng(3)
@@ -111,10 +111,10 @@ def test_bad_input(toy):
 
 
 def test_evaluate_zoo_on_the_generated_world():
-    """repro.ood.benchmark: the smoke/cpu path (generated world) gives every frame chapter 3 needs."""
-    from repro.config import chapter_config
-    from repro.ood.benchmark import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
-    from repro.zoo import trained_zoo
+    """repro.studies.ch3_ninco.experiment: the smoke/cpu path (generated world) gives every frame chapter 3 needs."""
+    from repro.core.config import chapter_config
+    from repro.studies.ch3_ninco.experiment import benchmark_unit_tests, evaluate_zoo, load_ood_benchmark
+    from repro.studies.ch3_ninco.zoo import trained_zoo
 
     cfg = chapter_config("ch3", "smoke")
     cfg["world"].update(n_train_per_class=6, n_test_per_class=4, n_popular=24)

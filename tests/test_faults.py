@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro import book, cache
+from repro.book import stage as book
+from repro.core import cache
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = book.notebook_paths(ROOT)

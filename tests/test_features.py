@@ -1,11 +1,11 @@
-"""repro.features: extraction matches a bare forward pass, head consistency, caching, bad input."""
+"""repro.ood.features: extraction matches a bare forward pass, head consistency, caching, bad input."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from repro.cache import EVENTS
-from repro.features import extract, extract_uncached
+from repro.core.cache import EVENTS
+from repro.ood.features import extract, extract_uncached
 from repro.models import create_model, preprocess
 
 
@@ -87,9 +87,9 @@ def test_timm_model_without_weights():
 
 
 def test_zoo_trains_once_and_reloads(tmp_path, monkeypatch):
-    # repro.zoo: a cached entry is rebuilt from (state_dict, spec) with identical features
+    # repro.studies.ch3_ninco.zoo: a cached entry is rebuilt from (state_dict, spec) with identical features
     from repro.data.world import make_world
-    from repro.zoo import trained_zoo, zoo_entries
+    from repro.studies.ch3_ninco.zoo import trained_zoo, zoo_entries
 
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path))
     w = make_world(seed=0, n_train_per_class=3, n_val_per_class=1, n_test_per_class=2, ood_scale=0.05,
@@ -108,7 +108,7 @@ def test_zoo_trains_once_and_reloads(tmp_path, monkeypatch):
 
 
 def test_resize_normalize_transform_and_cache_key(images):
-    from repro.features import ResizeNormalize
+    from repro.ood.features import ResizeNormalize
 
     t = ResizeNormalize(48, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), interpolation="bilinear")
     y = t(images[:2])
@@ -127,7 +127,7 @@ def test_pretrained_entry_needs_matching_classes(tmp_path, monkeypatch):
     # hub weights with 1000 classes on a 10-class world would get a re-initialised head: refuse
     import timm
 
-    from repro.zoo import ZooEntry, _create_pretrained
+    from repro.studies.ch3_ninco.zoo import ZooEntry, _create_pretrained
 
     sd = tmp_path / "w.pth"
     torch.save(timm.create_model("test_vit", num_classes=4).state_dict(), sd)
@@ -142,7 +142,7 @@ def test_conv_classifier_becomes_linear_with_identical_outputs():
     import timm
 
     from repro.models import classifier_head
-    from repro.zoo import ConvAsLinear, _linear_head
+    from repro.studies.ch3_ninco.zoo import ConvAsLinear, _linear_head
 
     torch.manual_seed(0)
     m = timm.create_model("resnetv2_18", num_classes=3).eval()

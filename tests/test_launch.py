@@ -1,4 +1,4 @@
-"""repro.launch: sweeps through submitit's LocalExecutor fill the cache, killed jobs are resubmitted,
+"""repro.launch.runner: sweeps through submitit's LocalExecutor fill the cache, killed jobs are resubmitted,
 finished jobs are never recomputed, and the jobs file gives `--status` across processes."""
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repro import cache, launch
-from repro.launch import Job
+from repro.core import cache
+from repro.launch import runner as launch
+from repro.launch.runner import Job
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,18 +67,18 @@ def _same(a, b):
 
 def test_job_validation():
     with pytest.raises(ValueError, match="import path"):
-        Job("repro.launch.example_job", {}, "x")
+        Job("repro.launch.runner.example_job", {}, "x")
     with pytest.raises(TypeError, match="JSON"):
-        Job("repro.launch:example_job", {"a": object()}, "x")
+        Job("repro.launch.runner:example_job", {"a": object()}, "x")
     with pytest.raises(ValueError, match="executor"):
         launch.run_jobs([], executor="mpi")
     with pytest.raises(ValueError, match="no callable"):
-        launch.resolve("repro.launch:nope")
+        launch.resolve("repro.launch.runner:nope")
     with pytest.raises(ValueError, match="no job builder"):
         launch.get("ch99")
-    a, b = Job("repro.launch:example_job", {"i": 1}, "x"), Job("repro.launch:example_job", {"i": 1}, "x", label="y")
+    a, b = Job("repro.launch.runner:example_job", {"i": 1}, "x"), Job("repro.launch.runner:example_job", {"i": 1}, "x", label="y")
     assert a.key == b.key  # the label is display only
-    assert a.key != Job("repro.launch:example_job", {"i": 2}, "x").key
+    assert a.key != Job("repro.launch.runner:example_job", {"i": 2}, "x").key
 
 
 def test_local_inline_caches_and_skips(env):
@@ -159,11 +160,11 @@ def test_submitit_sweep_kill_retry_failure_and_status(env):
 @launch.register("t_example")
 def _example_jobs(profile: str, seed: int) -> list:
     """A two-stage test chapter: stage 2 (i = 10 + sum of stage-1 i) exists once stage 1 is cached."""
-    stage1 = [Job("repro.launch:example_job", {"i": i + seed}, "t_example", label=f"example {i}") for i in range(3)]
+    stage1 = [Job("repro.launch.runner:example_job", {"i": i + seed}, "t_example", label=f"example {i}") for i in range(3)]
     res = launch._results_if_done(stage1)
     if res is None:
         return stage1
-    return stage1 + [Job("repro.launch:example_job", {"i": 10 + sum(r["i"] for r in res)}, "t_example", label="stage 2")]
+    return stage1 + [Job("repro.launch.runner:example_job", {"i": 10 + sum(r["i"] for r in res)}, "t_example", label="stage 2")]
 
 
 def test_sweep_cli(env, capsys, monkeypatch):
@@ -191,7 +192,7 @@ def test_sweep_cli(env, capsys, monkeypatch):
 
 
 def test_status_running_then_pending_after_cache_clear(env):
-    jobs = [Job("repro.launch:example_job", {"i": 3}, "t_status")]
+    jobs = [Job("repro.launch.runner:example_job", {"i": 3}, "t_status")]
     assert launch.status(jobs, sweep="st")[0]["state"] == "pending"
     launch.run_jobs(jobs, sweep="st")
     assert launch.status(jobs, sweep="st")[0]["state"] == "done"
@@ -225,7 +226,7 @@ def test_gpu_slots_and_local_gpu_pinning(env, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert launch.visible_gpu_ids() == [3, 5]
     with pytest.raises(ValueError, match="process pool does not assign GPUs"):
-        launch.run_jobs([Job("repro.launch:example_job", {"i": 0}, "t_gpu")], executor="local", max_parallel=2,
+        launch.run_jobs([Job("repro.launch.runner:example_job", {"i": 0}, "t_gpu")], executor="local", max_parallel=2,
                         gpus_per_job=1)
     jobs = [Job("test_launch:visible_gpus_of_job", {"i": i}, "t_gpu") for i in range(3)]
     res = launch.run_jobs(jobs, executor="submitit-local", max_parallel=8, gpus_per_job=1, sweep="gpu", poll_s=0.1)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from repro import cache, launch
-from repro.config import PROFILE_DIR
+from repro.core import cache
+from repro.launch import runner as launch
+from repro.core.config import PROFILE_DIR
 
 
 def _write_profiles(d, edits: dict) -> None:
@@ -61,9 +62,9 @@ def _sweep_then(chapter: str, names: tuple[str, ...], notebook_calls) -> list:
 
 
 def test_ch3_zoo(tiny):
-    from repro.config import chapter_config
+    from repro.core.config import chapter_config
     from repro.data.world import make_world
-    from repro.zoo import trained_zoo, zoo_entries
+    from repro.studies.ch3_ninco.zoo import trained_zoo, zoo_entries
 
     def nb():
         cfg = chapter_config("ch3", "smoke")
@@ -73,8 +74,9 @@ def test_ch3_zoo(tiny):
 
 
 def test_ch5_zoo_sharpness_ablation(tiny):
-    from repro.config import chapter_config
-    from repro.sharpness import MAIN_DEFINITION, zoo
+    from repro.core.config import chapter_config
+    from repro.sharpness import MAIN_DEFINITION
+    from repro.studies.ch5_sharpness import experiment as zoo
 
     def nb():  # the zoo calls of notebooks/ch5_sharpness.ipynb
         cfg = chapter_config("ch5", "smoke")
@@ -93,8 +95,8 @@ def test_ch5_zoo_sharpness_ablation(tiny):
 
 
 def test_ch6_run_plan(tiny):
-    from repro.config import chapter_config
-    from repro.sam import experiment as ex
+    from repro.core.config import chapter_config
+    from repro.studies.ch6_samon import experiment as ex
 
     def nb():
         cfg = chapter_config("ch6", "smoke")
@@ -106,8 +108,8 @@ def test_ch6_run_plan(tiny):
 
 
 def test_ch7_runs(tiny):
-    from repro.config import chapter_config
-    from repro.unlearning import experiment as X
+    from repro.core.config import chapter_config
+    from repro.studies.ch7_jensun import experiment as X
 
     def nb():  # the run calls of notebooks/ch7_jensun.ipynb
         world = X.build_world(chapter_config("ch7", "smoke"), seed=0)

@@ -66,7 +66,7 @@ def test_fetch_uses_pooch_with_the_manifest_hash(tmp_path, monkeypatch):
 def test_every_manifest_citation_is_in_the_books_bibliography():
     import re
 
-    from repro.config import project_root
+    from repro.core.config import project_root
 
     bib = (project_root() / "book" / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))

@@ -1,4 +1,4 @@
-from repro.methods import methods_index, methods_markdown
+from repro.book.methods import methods_index, methods_markdown
 
 
 def test_every_registered_method_is_documented():

@@ -6,7 +6,7 @@ import pytest
 
 from repro.reference import load_paper_table
 from repro.data.world import NINCO_COUNTS, POPULAR
-from repro.ood.report_ninco import paper_beats_msp
+from repro.studies.ch3_ninco.report import paper_beats_msp
 
 DISS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dissertation.txt"
 

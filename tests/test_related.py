@@ -1,4 +1,4 @@
-"""repro.related: the defining operation of each related method (l2-normalised head, UM flooding
+"""repro.ood.related: the defining operation of each related method (l2-normalised head, UM flooding
 gradient and masks, SeTAR's rank truncation and greedy search), the claim logic, and bad input."""
 from types import SimpleNamespace
 
@@ -11,9 +11,9 @@ from torch import nn
 
 from repro.data.world import ImageSet
 from repro.models import create_model, preprocess
-from repro.related import l2_training as L2
-from repro.related import setar as S
-from repro.related import unleashing as U
+from repro.ood.related import l2_training as L2
+from repro.ood.related import setar as S
+from repro.ood.related import unleashing as U
 
 
 def _images(n=24, c=3, res=16, seed=0):
@@ -132,7 +132,7 @@ def test_l2_net_normalises_before_the_head_and_exposes_raw_features():
 
 
 def test_extract_on_l2_net_gives_unnormalised_features_and_test_time_logits():
-    from repro.features import extract
+    from repro.ood.features import extract
 
     torch.manual_seed(0)
     net = L2.L2NormalizedNet(create_model("convnext_t", 3)).eval()
@@ -155,7 +155,7 @@ def test_feature_norm_detector_is_registered_and_scores_the_norm():
 
 
 def test_train_l2_model_is_cached_and_refuses_pretrained():
-    from repro.zoo import zoo_entries
+    from repro.studies.ch3_ninco.zoo import zoo_entries
 
     w = _tiny_world()
     e = zoo_entries([{"name": "c", "arch": "convnext_t", "optimizer": "adamw", "lr": 0.002, "epochs": 1,
@@ -219,7 +219,7 @@ def test_random_layer_masks_keep_the_share_per_layer():
 
 
 def test_masked_loss_matches_plain_loss_without_masking_and_leaves_model_untouched():
-    from repro.training import evaluate
+    from repro.train.loop import evaluate
 
     torch.manual_seed(0)
     m = create_model("convnext_t", 3).eval()

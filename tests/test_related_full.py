@@ -12,8 +12,8 @@ import torch
 import yaml
 from PIL import Image
 
-from repro import config
-from repro.config import PROFILE_DIR, chapter_config
+from repro.core import config
+from repro.core.config import PROFILE_DIR, chapter_config
 from repro.data.manifests import MissingAsset, load as load_manifest
 
 ID_CLASSES = ["n01440764", "n01443537", "n01484850"]
@@ -74,9 +74,9 @@ def standins(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_full_profile_runs_every_study_on_standins(standins):
-    from repro.related import experiment as X
-    from repro.related.harness import load_benchmark
-    from repro.related.report import appendix_claims
+    from repro.studies.appendix_related import experiment as X
+    from repro.studies.appendix_related.harness import load_benchmark
+    from repro.studies.appendix_related.report import appendix_claims
 
     cfg3, cfg = chapter_config("ch3", "full"), chapter_config("appendix", "full")
     world = load_benchmark(cfg3, "full", seed=0)
@@ -93,7 +93,7 @@ def test_full_profile_runs_every_study_on_standins(standins):
 
 
 def test_full_profile_without_data_names_the_manifest(tmp_path, monkeypatch):
-    from repro.related.harness import load_benchmark
+    from repro.studies.appendix_related.harness import load_benchmark
 
     monkeypatch.setenv("REPRO_DATA", str(tmp_path / "empty"))
     with pytest.raises(MissingAsset, match="repro data fetch|imagenet1k"):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from repro.reference import VERDICTS
-from repro.related.report import appendix_claims, overview_table, wide_fpr
+from repro.studies.appendix_related.report import appendix_claims, overview_table, wide_fpr
 
 
 def _table(values, variants, keys=("model", "variant")):

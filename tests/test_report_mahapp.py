@@ -1,4 +1,4 @@
-"""Chapter 4 report functions (repro.ood.report_mahapp): the suite evaluation on synthetic features
+"""Chapter 4 report functions (repro.studies.ch4_mahapp.report): the suite evaluation on synthetic features
 and every verdict of the claim table from small synthetic tables built to give that verdict."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro.features import Features
-from repro.ood import report_mahapp as R
+from repro.ood.features import Features
+from repro.studies.ch4_mahapp import report as R
 from repro.ood.detectors import Head
 from repro.reference import VERDICTS
 
@@ -283,7 +283,7 @@ def full_standins(tmp_path_factory):
     import timm
     import torch
 
-    from repro.config import PROFILE_DIR
+    from repro.core.config import PROFILE_DIR
     from repro.data.manifests import load as load_manifest
 
     def min_count(name):
@@ -342,9 +342,9 @@ def full_env(full_standins, monkeypatch):
 def test_full_profile_world_zoo_and_suite_on_standins(full_env, tmp_path, monkeypatch):
     import warnings
 
-    from repro.config import chapter_config
-    from repro.ood.benchmark import benchmark_unit_tests, load_ood_benchmark
-    from repro.zoo import trained_zoo, zoo_entries
+    from repro.core.config import chapter_config
+    from repro.studies.ch3_ninco.experiment import benchmark_unit_tests, load_ood_benchmark
+    from repro.studies.ch3_ninco.zoo import trained_zoo, zoo_entries
 
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     cfg = chapter_config("ch4", "full")
@@ -369,9 +369,9 @@ def test_full_profile_world_zoo_and_suite_on_standins(full_env, tmp_path, monkey
 def test_full_profile_missing_openood_names_the_manifest(full_env, tmp_path, monkeypatch):
     import shutil
 
-    from repro.config import chapter_config
+    from repro.core.config import chapter_config
     from repro.data.manifests import MissingAsset
-    from repro.ood.benchmark import load_ood_benchmark
+    from repro.studies.ch3_ninco.experiment import load_ood_benchmark
 
     data = tmp_path / "data"
     shutil.copytree(full_env["data"] / "imagenet", data / "imagenet", copy_function=os.link)

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from repro.ood.report_ninco import ninco_claims, paper_beats_msp, paper_mean_fpr
+from repro.studies.ch3_ninco.report import ninco_claims, paper_beats_msp, paper_mean_fpr
 from repro.reference import CLAIM_COLUMNS, VERDICTS
 
 METHODS = ["msp", "maha", "rmaha", "vim", "cosine", "rcos"]

@@ -425,7 +425,7 @@ def test_ablations_fix_norm_only_norm_training_and_wd_scope():
 
 
 def test_trainer_integration_and_make_sam():
-    from repro.training import train_classifier
+    from repro.train.loop import train_classifier
 
     model = create_model("resnet_t", 4)
     g = torch.Generator().manual_seed(0)

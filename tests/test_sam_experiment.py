@@ -1,4 +1,4 @@
-"""Tests of the chapter-6 experiment helpers (repro.sam.experiment / report / timing): table
+"""Tests of the chapter-6 experiment helpers (repro.studies.ch6_samon.experiment / report / timing): table
 arithmetic against hand computations and the transcribed paper tables, feature rank vs numpy SVD."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from repro.models import create_model
-from repro.sam import experiment as ex
-from repro.sam import report as rp
+from repro.studies.ch6_samon import experiment as ex
+from repro.studies.ch6_samon import report as rp
 
 torch.set_num_threads(1)
 
@@ -124,8 +124,8 @@ def _write_fake_cifar100(root, n_train=40, n_test=20):
 
 def test_full_profile_path_on_a_tiny_cifar_stand_in(tmp_path, monkeypatch):
     """The full profile's data + training path, offline, on a CIFAR-100-format stand-in (a few steps)."""
-    from repro.config import chapter_config
-    from repro.sam.cifar import load_cifar, make_data_cifar
+    from repro.core.config import chapter_config
+    from repro.data.cifar import load_cifar, make_data_cifar
 
     _write_fake_cifar100(tmp_path)
     d = load_cifar("cifar100", tmp_path)

@@ -1,4 +1,4 @@
-"""The `full`-profile path of chapter 5's pretrained zoos (repro.sharpness.pretrained) on tiny stand-ins
+"""The `full`-profile path of chapter 5's pretrained zoos (repro.studies.ch5_sharpness.pretrained) on tiny stand-ins
 in the real formats: an AugReg-layout .npz written from a timm ViT, an OpenAI-CLIP / model-soups state
 dict checked against a from-scratch reference forward, HF BERT folders (and Google-BERT TF variable
 names), fake index / metadata files.  Everything offline; REPRO_DATA / REPRO_CACHE are tmp folders
@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repro import cache
+from repro.core import cache
 from repro.data.manifests import MissingAsset
 from repro.sharpness import measure_detailed
-from repro.sharpness import pretrained as P
+from repro.studies.ch5_sharpness import pretrained as P
 
 TINY_VIT = {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 2, "embed_dim": 24, "num_heads": 2}}
 

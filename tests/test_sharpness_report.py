@@ -1,4 +1,4 @@
-"""Chapter 5 claim table (repro.sharpness.report), zoo helpers, theory experiments of the notebook,
+"""Chapter 5 claim table (repro.studies.ch5_sharpness.report), zoo helpers, theory experiments of the notebook,
 and the `full` profile's CIFAR-10 path on a tiny local stand-in in the real python-pickle format."""
 import math
 import pickle
@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.sharpness import report, theory, zoo
+from repro.studies.ch5_sharpness import report
+from repro.studies.ch5_sharpness import theory
+from repro.studies.ch5_sharpness import experiment as zoo
 from repro.sharpness.definitions import MAIN_DEFINITION, definitions_table
 
 torch.set_num_threads(1)
@@ -230,7 +232,7 @@ def test_full_profile_runs_on_a_cifar10_stand_in(tmp_path, monkeypatch):
     the packaged full profile with only the sizes shrunk (REPRO_PROFILE_DIR), run end to end."""
     import yaml
 
-    from repro.config import chapter_config, profile_path
+    from repro.core.config import chapter_config, profile_path
 
     full = chapter_config("ch5", "full")
     assert full["data"]["source"] == "cifar10" and full["zoo"]["n_models"] == 200
@@ -327,7 +329,7 @@ def test_zoo_config_merges_overrides():
 def test_pretrained_zoo_claims_follow_the_sign_agreement(flip, verdict):
     """Tables 1-2 rows (full profile): our τ beside the paper's, judged by the share of agreeing signs."""
     from repro.reference import load_paper_table
-    from repro.sharpness import pretrained
+    from repro.studies.ch5_sharpness import pretrained
 
     paper = load_paper_table("ch5_kendall_tau_tables_1to4")
     paper = paper[paper.table == pretrained.PAPER_TABLES["bert_mnli"]]

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from repro.sharpness import measure
-from repro.sharpness import theory
+from repro.studies.ch5_sharpness import theory
 
 torch.set_num_threads(1)
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from repro.models import create_model
-from repro.training import augment_batch, evaluate, train_classifier
+from repro.train.loop import augment_batch, evaluate, train_classifier
 
 
 def _toy(n=256, seed=0):
@@ -90,7 +90,7 @@ def test_cyclic_schedule_matches_the_released_code():
     """App. H zoo schedule: np.interp(t, [0, 0.4 T, T], [0, lr, 0]) at step midpoints."""
     import numpy as np
 
-    from repro.training import cyclic_lr
+    from repro.train.loop import cyclic_lr
 
     T, lr = 250, 0.3
     ours = np.array([cyclic_lr(s, T, lr) for s in range(T)])
@@ -104,7 +104,7 @@ def test_cyclic_schedule_trains_and_bad_schedule_is_rejected():
     import torch
 
     from repro.models import create_model
-    from repro.training import train_classifier
+    from repro.train.loop import train_classifier
 
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
     y = torch.arange(16) % 4

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
 
-from repro import unlearn_dist as U
+from repro.studies.ch7_jensun import distributed as U
 
 WORLD = 2
 
@@ -79,8 +79,8 @@ def test_two_ranks_equal_single_process_global_batch(runs, strategy):
 
 def test_unlearning_moved_the_weights(runs):
     # guards the comparison above against a run that did nothing
-    from repro.config import chapter_config
-    from repro.unlearning import experiment as X
+    from repro.core.config import chapter_config
+    from repro.studies.ch7_jensun import experiment as X
 
     ref, _, d = runs
     os.environ["REPRO_CACHE"] = str(d / "cache")

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from repro import config
+from repro.core import config
 from repro.data import facts as F
 from repro.data.manifests import MissingAsset
 from repro.models import lm
@@ -136,7 +136,7 @@ def test_load_lkf_bad_input(tmp_path):
 
 
 def test_missing_lkf_asset_names_the_manifest(full_env, monkeypatch, tmp_path):
-    from repro.unlearning import experiment as X
+    from repro.studies.ch7_jensun import experiment as X
 
     monkeypatch.setenv("REPRO_DATA", str(tmp_path / "empty"))
     cfg = config.chapter_config("ch7", "full")
@@ -145,7 +145,7 @@ def test_missing_lkf_asset_names_the_manifest(full_env, monkeypatch, tmp_path):
 
 
 def test_full_profile_runs_end_to_end_on_standins(full_env):
-    from repro.unlearning import experiment as X
+    from repro.studies.ch7_jensun import experiment as X
 
     cfg = config.chapter_config("ch7", "full")
     assert config.profile_path("ch7").parent == full_env / "profiles"
@@ -177,7 +177,7 @@ def test_full_profile_runs_end_to_end_on_standins(full_env):
 
 def test_judge_from_profile(full_files):
     from repro.unlearning import evaluation as E
-    from repro.unlearning import experiment as X
+    from repro.studies.ch7_jensun import experiment as X
 
     assert isinstance(X.make_judge({"name": "match"}), E.MatchJudge)
     j = X.make_judge({"name": "hf", "model": str(full_files / "tiny-llama")})

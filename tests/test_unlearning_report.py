@@ -1,7 +1,7 @@
 """Verdict helpers can say both yes and no (no test that cannot fail)."""
 import pandas as pd
 
-from repro.unlearning import report as R
+from repro.studies.ch7_jensun import report as R
 
 BASE = {"J_W": 100.0, "standard": 90.0, "J_Avg": 80.0, "MC": 90.0, "Rep": 400.0, "WR_proxy": 0.5}
 
@@ -111,7 +111,7 @@ def test_absolute_claim_for_the_full_profile():
 def test_ceiling_diagnostic_and_note():
     from types import SimpleNamespace
 
-    from repro.unlearning import experiment as X
+    from repro.studies.ch7_jensun import experiment as X
 
     corpus = SimpleNamespace(descriptions={"e1": "it was founded in 1500 .", "e2": "it traded in salt ."})
     w = SimpleNamespace(base_metrics=_m(J_W=100.0, standard=100.0, J_Avg=100.0, MC=100.0), corpus=corpus,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.cache import fingerprint
+from repro.core.cache import fingerprint
 from repro.data.world import (FAR_TEXTURES, ID_SHAPES, NINCO_COUNTS, OOD_SHAPES, ImageSet, make_popular,
                               make_world, render_images)
 

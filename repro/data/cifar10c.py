@@ -28,7 +28,7 @@ def load_cifar10c(names: Optional[Sequence[str]] = None, severity: int = 5, root
     """Pooled CIFAR-10-C images of ``names`` (default: all 15) at ``severity`` (1..5):
     ``(x uint8 [N, 3, 32, 32], y int64 [N], corruption index int64 [N])``, corruptions in the given
     order.  ``root`` overrides the manifest location (a folder containing ``CIFAR-10-C/``)."""
-    from .manifests import require
+    from repro.data.manifests import require
 
     names = list(CORRUPTIONS if names is None else names)
     bad = [n for n in names if n not in CORRUPTIONS]

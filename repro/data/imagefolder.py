@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .world import ImageSet
+from repro.data.world import ImageSet
 
 __all__ = ["load_imagefolder", "load_ninco", "IMG_EXTENSIONS", "NINCO_PARTS"]
 
@@ -104,7 +104,7 @@ def load_ninco(root=None, resolution: int = 224, crop_pct: float = 0.875, parts=
                max_per_class: Optional[int] = None, workers: int = 0) -> dict:
     """NINCO's three parts as ImageSets: ``ninco`` (64 OOD classes, y = class index), ``unit_tests``
     (``{test: uint8 tensor}``) and ``popular`` (``{dataset: ImageSet}``, cleaned subsamples)."""
-    from ..config import data_root
+    from repro.core.config import data_root
 
     root = Path(root).expanduser() if root is not None else data_root() / "ninco" / "NINCO"
     out = {}

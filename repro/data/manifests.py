@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from ..config import data_root, project_root
+from repro.core.config import data_root, project_root
 
 KINDS = ("archive", "imagefolder", "hf_model", "hf_dataset", "timm_weights", "file")
 REQUIRED = ("name", "title", "kind", "license", "citation", "layout", "expect", "files", "instructions")

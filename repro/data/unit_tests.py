@@ -187,7 +187,7 @@ def _to_uint8(a: np.ndarray) -> torch.Tensor:
 
 def _source(source_images, size: int, seed: int) -> np.ndarray:
     if source_images is None:
-        from .world import ID_SHAPES, render_images
+        from repro.data.world import ID_SHAPES, render_images
 
         g = torch.Generator().manual_seed(int(seed) + 7919)
         shapes = [ID_SHAPES[i] for i in torch.randint(0, len(ID_SHAPES), (64,), generator=g).tolist()]

@@ -112,21 +112,21 @@ class ImageSet:
         return first_per_class(self, k)
 
     def pixels_fingerprint(self) -> str:
-        """``repro.cache.fingerprint(self.x)``, memoised (the feature cache keys on it once per model
+        """``repro.core.cache.fingerprint(self.x)``, memoised (the feature cache keys on it once per model
         and set; hashing a paper-scale set takes seconds)."""
         fp = getattr(self, "_xfp", None)
         if fp is None:
-            from ..cache import fingerprint
+            from repro.core.cache import fingerprint
 
             fp = self._xfp = fingerprint(self.x)
         return fp
 
     def __fingerprint__(self) -> str:
-        # lets repro.cache.fingerprint hash an ImageSet by content (memoised: tensors are not
+        # lets repro.core.cache.fingerprint hash an ImageSet by content (memoised: tensors are not
         # mutated after construction in this suite)
         fp = getattr(self, "_fp", None)
         if fp is None:
-            from ..cache import fingerprint
+            from repro.core.cache import fingerprint
 
             fp = fingerprint((self.x, self.y, list(self.class_names), self.name, self.flags))
             self._fp = fp
@@ -467,7 +467,7 @@ class World:
     flags (0 clean, 1 categorical, 2 incidental) and their cleaned versions.
 
     The ``full`` profile builds the same object from image folders
-    (:func:`repro.ood.benchmark.load_ood_benchmark`): ``source`` is then ``"imagefolder"``, the
+    (:func:`repro.studies.ch3_ninco.experiment.load_ood_benchmark`): ``source`` is then ``"imagefolder"``, the
     OOD sets are NINCO and its cleaned popular-dataset subsamples (``pop_<name>_clean``, no
     flags), and ``unit_tests`` holds the unit-test images shipped with NINCO.
     """
@@ -491,7 +491,7 @@ class World:
         return list(self.id_train.class_names)
 
     def __fingerprint__(self) -> str:
-        from ..cache import fingerprint
+        from repro.core.cache import fingerprint
 
         if self.source == "generated":
             # a generated world is a pure function of (generator version, seed, resolution, params)

@@ -165,7 +165,7 @@ def load_lm(name_or_path: str | Path, device: torch.device | str = "cpu", dtype:
 
 
 def lm_to_bytes(model, tokenizer) -> dict[str, bytes]:
-    """The ``save_pretrained`` directory as ``{filename: bytes}``, a value :mod:`repro.cache` can store."""
+    """The ``save_pretrained`` directory as ``{filename: bytes}``, a value :mod:`repro.core.cache` can store."""
     with tempfile.TemporaryDirectory() as d:
         save_lm(model, tokenizer, d)
         return {f.name: f.read_bytes() for f in Path(d).iterdir() if f.is_file()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register_model
+from repro.models import register_model
 
 
 def _cifar_resnet(num_classes: int, layers, channels, stem: int, **kw) -> nn.Module:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
+from repro.models import register_model
 
 __all__ = ["WideResNet", "wrn28_10", "wrn16_4", "wrn10_1"]
 

@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import SortedScores, check_scores
+from repro.ood.metrics import SortedScores, check_scores
 
 __all__ = ["UNIT_TEST_FAIL_FPR", "per_class_metrics", "ninco_summary", "unit_test_verdicts", "contamination_study",
            "cleaning_effect", "rank_methods", "score_detectors", "evaluate_model"]
@@ -149,10 +149,10 @@ def rank_methods(summary: pd.DataFrame, value: str = "mean_fpr", by: str = "mode
 def score_detectors(methods: Sequence, train, sets: Mapping[str, object], hparams: Optional[dict] = None) -> dict:
     """Fit each detector (by registry name) on ``train`` features and score every set.
 
-    ``train`` and the values of ``sets`` are :class:`repro.features.Features`. Returns
+    ``train`` and the values of ``sets`` are :class:`repro.ood.features.Features`. Returns
     ``{method: {set_name: scores}}``.
     """
-    from .detectors import get_detector
+    from repro.ood.detectors import get_detector
 
     hparams = hparams or {}
     out = {}

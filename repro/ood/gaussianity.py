@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .detectors.base import l2_normalize_strict
+from repro.ood.detectors.base import l2_normalize_strict
 from scipy.special import gammaln
 
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import PALETTE
+from repro.plots import PALETTE
 
 __all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking", "fpr_cdf"]
 
@@ -54,7 +54,7 @@ def contamination_gallery(pop, per_flag: int = 6):
     contamination (``repro.data.world.CONTAMINATION``), ``per_flag`` of each (Fig. 3.1 / N-Fig.1)."""
     import torch
 
-    from ..data.world import CONTAMINATION
+    from repro.data.world import CONTAMINATION
 
     if getattr(pop, "flags", None) is None:
         raise ValueError(f"set {getattr(pop, 'name', pop)!r} has no contamination flags; only the generated "

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import PALETTE
+from repro.plots import PALETTE
 
 __all__ = ["accuracy_vs_rho", "accuracy_vs_runtime", "sparse_comparison", "affine_histograms",
            "sharpness_vs_accuracy", "gap_comparison"]

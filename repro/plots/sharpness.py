@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import PALETTE
+from repro.plots import PALETTE
 
 GROUP_COLORS = {"aug=off, mixup=off": PALETTE[0], "aug=on, mixup=off": PALETTE[1],
                 "aug=off, mixup=on": PALETTE[2], "aug=on, mixup=on": PALETTE[3]}

@@ -5,16 +5,16 @@
 - :mod:`.selection`: which parameters are perturbed (``all``, ``only_norm`` = SAM-ON, ``no_norm``,
   ``blocks``, ``random_mask``, ``ssam_f``, ``ssam_d``);
 - :mod:`.ablations`: fix-norm, only-norm training, weight-decay scope;
-- :func:`make_sam`: the ``make_optimizer`` hook for :func:`repro.training.train_classifier`.
+- :func:`make_sam`: the ``make_optimizer`` hook for :func:`repro.train.loop.train_classifier`.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from . import ablations, selection, variants
-from .optimizer import SAM
-from .selection import norm_fraction, norm_parameter_names, norm_parameters
-from .variants import list_variants
+from repro.sam import ablations, selection, variants
+from repro.sam.optimizer import SAM
+from repro.sam.selection import norm_fraction, norm_parameter_names, norm_parameters
+from repro.sam.variants import list_variants
 
 __all__ = ["SAM", "make_sam", "variants", "selection", "ablations", "norm_fraction", "norm_parameters",
            "norm_parameter_names", "list_variants"]

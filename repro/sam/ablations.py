@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .selection import NORM_TYPES, norm_parameters
+from repro.sam.selection import NORM_TYPES, norm_parameters
 
 __all__ = ["fix_norm", "only_norm_training", "weight_decay_groups", "rebuild_with_weight_decay_scope",
            "WD_SCOPES"]

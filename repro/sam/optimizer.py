@@ -7,7 +7,7 @@ Two-pass update for a mini-batch (L281-L287, L4353-L4355, L4698):
 2. descent: gradient at w + eps, then w is restored *exactly* (copied back, not eps subtracted) and
    the base optimizer (SGD/AdamW/Lion/...) steps **all** parameters with that gradient.
 
-Usage with a closure (what :func:`repro.training.train_classifier` does)::
+Usage with a closure (what :func:`repro.train.loop.train_classifier` does)::
 
     base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     opt = SAM(model, base, rho=0.5, variant="sam", params="only_norm")
@@ -43,8 +43,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
-from . import selection as _sel
-from . import variants as _var
+from repro.sam import selection as _sel
+from repro.sam import variants as _var
 
 __all__ = ["SAM"]
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .optimizer import SAM
+from repro.sam.optimizer import SAM
 
 __all__ = ["step_costs", "STANDARD_CONFIGS"]
 

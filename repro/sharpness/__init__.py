@@ -6,9 +6,9 @@
 - :mod:`.kendall`: Kendall τ-a (Eq. 4), global and per subgroup;
 - :mod:`.dln`: diagonal linear networks (Sec. 5.2); :mod:`.theory`: Hessians, invariance, Fig. 1.
 """
-from .definitions import MAIN_DEFINITION, Definition, get, list_definitions, register
-from .functional import FlatModel, logit_normalize
-from .measure import SharpnessResult, measure, measure_detailed
+from repro.sharpness.definitions import MAIN_DEFINITION, Definition, get, list_definitions, register
+from repro.sharpness.functional import FlatModel, logit_normalize
+from repro.sharpness.measure import SharpnessResult, measure, measure_detailed
 
 __all__ = ["measure", "measure_detailed", "SharpnessResult", "get", "register", "list_definitions",
            "Definition", "MAIN_DEFINITION", "FlatModel", "logit_normalize"]

@@ -163,7 +163,7 @@ def experiment(n_networks: int = 200, d: int = 200, n: int = 100, sparsity: floa
     """Sec. 5.2 experiment (S:3530): networks with log-uniform LR and init scale, trained to
     ``target_loss``; returns (DataFrame of measures per network, dict of Kendall τ with test loss).
     The LR is relative to the largest eigenvalue of XᵀX (so it is stable for every init scale ≤ 1)."""
-    from .kendall import kendall_tau
+    from repro.sharpness.kendall import kendall_tau
     import pandas as pd
 
     X, y, bs = make_task(d=d, n=n, sparsity=sparsity, seed=seed)

@@ -12,10 +12,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .apgd import apgd_sharpness
-from .average import average_loss
-from .definitions import Definition, get
-from .functional import DEFAULT_LOGIT_NORM, LOGIT_NORMS, FlatModel, eval_mode
+from repro.sharpness.apgd import apgd_sharpness
+from repro.sharpness.average import average_loss
+from repro.sharpness.definitions import Definition, get
+from repro.sharpness.functional import DEFAULT_LOGIT_NORM, LOGIT_NORMS, FlatModel, eval_mode
 
 
 @dataclass
@@ -93,7 +93,7 @@ def measure_detailed(
         raise ValueError(f"rho must be a positive finite number, got {rho!r}")
     if logit_norm is not None and logit_norm not in LOGIT_NORMS:
         raise ValueError(f"logit_norm must be None or one of {LOGIT_NORMS}, got {logit_norm!r}")
-    from repro.config import device as _device
+    from repro.core.config import device as _device
 
     dev = _device(device) if (device is None or isinstance(device, str)) else torch.device(device)
     conv = (logit_norm or DEFAULT_LOGIT_NORM) if d.logit_norm else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import Detector, Head, as_2d, get_detector, list_detectors, register
+from repro.ood.detectors.base import Detector, Head, as_2d, get_detector, list_detectors, register
 
 __all__ = ["Detector", "Head", "as_2d", "get_detector", "list_detectors", "register"]
 

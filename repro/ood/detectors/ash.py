@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 def ash_s(features: np.ndarray, percentile: float) -> np.ndarray:

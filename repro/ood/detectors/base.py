@@ -50,7 +50,7 @@ def register(name: str):
 
 
 def list_detectors() -> list[str]:
-    from . import _import_all
+    from repro.ood.detectors import _import_all
 
     _import_all()
     return sorted(_REGISTRY)
@@ -58,7 +58,7 @@ def list_detectors() -> list[str]:
 
 def get_detector(name: str, **hparams) -> "Detector":
     """Instantiate a registered detector with its hyperparameters."""
-    from . import _import_all
+    from repro.ood.detectors import _import_all
 
     _import_all()
     if name not in _REGISTRY:

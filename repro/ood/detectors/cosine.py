@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from .base import Detector, register
-from .mahalanobis import l2_normalize
+from repro.ood.detectors.base import Detector, register
+from repro.ood.detectors.mahalanobis import l2_normalize
 
 
 class _CosBase(Detector):

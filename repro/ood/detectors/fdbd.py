@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 @register("fdbd")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 @register("gen")

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .base import Detector, l2_normalize_strict, register
+from repro.ood.detectors.base import Detector, l2_normalize_strict, register
 
 JITTERS = (0.0, float(np.finfo(np.float64).tiny)) + tuple(10.0 ** e for e in range(-15, 0))
 

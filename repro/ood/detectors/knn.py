@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector, register
-from .mahalanobis import l2_normalize
+from repro.ood.detectors.base import Detector, register
+from repro.ood.detectors.mahalanobis import l2_normalize
 
 
 @register("knn")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, softmax, xlogy
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 class _LogitDetector(Detector):

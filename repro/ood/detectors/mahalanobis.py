@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .base import Detector, as_2d, l2_normalize_strict, register
+from repro.ood.detectors.base import Detector, as_2d, l2_normalize_strict, register
 
 
 def l2_normalize(f: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import Detector, l2_normalize_strict, register
+from repro.ood.detectors.base import Detector, l2_normalize_strict, register
 
 
 

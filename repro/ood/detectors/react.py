@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 @register("react")

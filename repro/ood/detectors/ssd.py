@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 from scipy.special import softmax
 
-from .base import Detector, register
-from .base import l2_normalize_strict
+from repro.ood.detectors.base import Detector, register
+from repro.ood.detectors.base import l2_normalize_strict
 
 
 @register("ssc")

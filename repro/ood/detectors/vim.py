@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import Detector, register
+from repro.ood.detectors.base import Detector, register
 
 
 def vim_dim(d: int) -> int:

@@ -1,0 +1,272 @@
+"""The chapter 3/4 model zoo: (architecture, training recipe) entries, trained once and cached.
+
+Paper 8.1 evaluates 28 ImageNet checkpoints of many architectures and pretraining/training
+schemes (N-Tab.8; ``ninco_T8_models.csv``); its findings are about how *training* (pretraining,
+augmentation, objective) changes OOD behaviour (L476, L485, L1236-1238). The small-scale analogue
+trains several ``repro.models`` architectures from scratch on the generated world with different
+recipes (SGD vs AdamW, augmentation, label smoothing, mixup). In ``full`` the entries are timm
+names with ``pretrained: true`` and no training.
+
+Entries come from ``repro/profiles/ch3.yaml`` (key ``zoo``): a list of dicts
+
+    {name: resnet_t-sgd-aug, arch: resnet_t, optimizer: sgd, lr: 0.05, epochs: 6, augment: true,
+     label_smoothing: 0.0, mixup_alpha: 0.0, weight_decay: 5e-4, batch_size: 128}
+
+Each trained model is cached as (state_dict, model spec, test accuracy) under the key
+(ID train/test image fingerprints, entry, seed): chapter 4 calling :func:`trained_zoo` with the same world and
+entries gets the same models without retraining.
+
+``pretrained: true`` entries (the ``full`` profile) are timm checkpoints, never trained:
+
+    {name: ViT-B-384-21k, arch: vit_base_patch16_384.augreg_in21k_ft_in1k, pretrained: true}
+    {name: my-vit, arch: vit_base_patch16_384, pretrained: true, checkpoint: /models/vit.safetensors}
+
+Weights come from the local Hugging Face / timm cache (nothing is downloaded when ``HF_HUB_OFFLINE=1``)
+or from the local file ``checkpoint`` (timm ``pretrained_cfg_overlay=dict(file=...)``, so timm's own
+checkpoint filters apply). Each such model gets its checkpoint's input transform
+(:class:`repro.ood.features.ResizeNormalize` from timm's ``resolve_model_data_config``: input size,
+interpolation, mean/std); use :meth:`ZooModel.features` so extraction uses it. Its accuracy is
+computed from the cached ID-test logits; the weights themselves are not copied into the cache.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from repro.core.cache import fingerprint, get_or_compute
+
+log = logging.getLogger("repro.studies.ch3_ninco.zoo")
+
+__all__ = ["ZooEntry", "ZooModel", "zoo_entries", "train_zoo_model", "trained_zoo", "pretrained_transform",
+           "ZOO_VERSION"]
+
+ZOO_VERSION = "1"
+_RECIPE_KEYS = ("optimizer", "lr", "epochs", "weight_decay", "augment", "label_smoothing", "mixup_alpha",
+                "batch_size", "warmup_epochs")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo member: an architecture and how it is trained (or ``pretrained`` timm weights)."""
+
+    name: str
+    arch: str
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    epochs: int = 5
+    weight_decay: float = 5e-4
+    augment: bool = False
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    batch_size: int = 128
+    warmup_epochs: float = 0.0
+    pretrained: bool = False
+    checkpoint: Optional[str] = None
+    model_kwargs: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def recipe(self) -> str:
+        """A short human-readable description of the recipe (for tables and legends)."""
+        if self.pretrained:
+            return "pretrained (timm)"
+        parts = [self.optimizer]
+        if self.augment:
+            parts.append("aug")
+        if self.label_smoothing:
+            parts.append(f"ls{self.label_smoothing:g}")
+        if self.mixup_alpha:
+            parts.append(f"mixup{self.mixup_alpha:g}")
+        return "+".join(parts)
+
+
+def zoo_entries(cfg_or_list) -> list[ZooEntry]:
+    """Entries from a profile dict (key ``zoo``) or a list of dicts; clear errors for typos."""
+    items = cfg_or_list.get("zoo") if isinstance(cfg_or_list, dict) else cfg_or_list
+    if not items:
+        raise ValueError("the profile has no 'zoo' list; add entries like {name: ..., arch: resnet_t, epochs: 5}")
+    allowed = set(ZooEntry.__dataclass_fields__)
+    out = []
+    for it in items:
+        if isinstance(it, str):
+            it = {"name": it, "arch": it}
+        bad = set(it) - allowed
+        if bad:
+            raise ValueError(f"zoo entry {it.get('name', it)!r} has unknown key(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+        if "arch" not in it:
+            raise ValueError(f"zoo entry {it!r} needs an 'arch' (a repro.models name or a timm name)")
+        it = dict(it)
+        it.setdefault("name", it["arch"])
+        if it.get("checkpoint") and not it.get("pretrained"):
+            raise ValueError(f"zoo entry {it['name']!r} has a 'checkpoint' but not 'pretrained: true'; "
+                             "a checkpoint is only read for pretrained entries")
+        out.append(ZooEntry(**it))
+    names = [e.name for e in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"zoo entry names must be unique, got {names}")
+    return out
+
+
+@dataclass
+class ZooModel:
+    """A zoo member ready for feature extraction (``transform`` None = the world's default input
+    transform :func:`repro.models.preprocess`)."""
+
+    name: str
+    model: nn.Module
+    test_acc: float
+    entry: ZooEntry
+    spec: dict
+    history: list = field(default_factory=list)
+    transform: Optional[object] = None
+
+    def features(self, data, device=None, progress: bool = False, batch_size: int = 256):
+        """Cached pre-logit features/logits/head of ``data`` with this model's own input transform."""
+        from repro.ood.features import extract
+
+        if self.transform is None:
+            return extract(self.model, data, batch_size=batch_size, device=device, progress=progress)
+        return extract(self.model, data, batch_size=batch_size, device=device, progress=progress,
+                       transform=self.transform, transform_id=self.transform.id)
+
+
+def _entry_params(entry: ZooEntry) -> dict:
+    d = asdict(entry)
+    d.pop("name")  # renaming an entry must not retrain it
+    if d.get("checkpoint") is None:
+        d.pop("checkpoint")  # keeps the cache keys of trained entries from before the field existed
+    return d
+
+
+def _create_pretrained(entry: ZooEntry, num_classes: int) -> nn.Module:
+    """A timm model with the entry's pretrained weights (local cache or ``entry.checkpoint``)."""
+    import timm
+
+    kw = dict(entry.model_kwargs)
+    if entry.checkpoint:
+        path = Path(entry.checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"zoo entry {entry.name!r}: checkpoint file {path} does not exist; give the path of "
+                                    "a saved state_dict (.pth/.bin/.safetensors) of the timm model "
+                                    f"{entry.arch!r}, or drop 'checkpoint' to use the Hugging Face/timm cache")
+        # num_classes in the overlay tells timm the file's head matches, so it keeps (not drops) the head
+        kw["pretrained_cfg_overlay"] = {**kw.get("pretrained_cfg_overlay", {}), "file": str(path),
+                                        "num_classes": int(num_classes)}
+    try:
+        model = timm.create_model(entry.arch, pretrained=True, num_classes=int(num_classes), **kw)
+    except RuntimeError as e:  # size mismatch when loading the checkpoint
+        raise ValueError(f"zoo entry {entry.name!r}: the weights do not fit {entry.arch!r} with {num_classes} classes "
+                         f"({str(e).splitlines()[0]}); the ID set must have the checkpoint's classes") from e
+    except Exception as e:  # noqa: BLE001 -- hub/network/file errors: say what to do
+        if entry.checkpoint:
+            raise
+        raise RuntimeError(
+            f"zoo entry {entry.name!r}: cannot load the pretrained timm weights of {entry.arch!r} ({type(e).__name__}: "
+            f"{e}). Put them in the local Hugging Face cache (e.g. `python -c \"import timm; "
+            f"timm.create_model('{entry.arch}', pretrained=True)\"` on a machine with internet, then copy $HF_HOME), "
+            "or give a local file in the zoo entry: `checkpoint: /path/to/weights`.") from e
+    _linear_head(model)
+    ncls = model.pretrained_cfg.get("num_classes")
+    if not entry.checkpoint and ncls is not None and int(ncls) != int(num_classes):
+        raise ValueError(f"zoo entry {entry.name!r}: the checkpoint {entry.arch!r} has {ncls} classes but the ID set has "
+                         f"{num_classes}; timm would re-initialise the classifier head (the detectors need the trained "
+                         "head). Use the checkpoint's ID set (ImageNet-1k) or a `checkpoint:` file with matching classes")
+    return model
+
+
+class ConvAsLinear(nn.Linear):
+    """A 1x1-conv classifier (BiT / timm ResNetV2 heads) as the ``nn.Linear`` the detectors read (W, b).
+
+    Accepts the conv's [N, C, 1, 1] input too, so the model's own ``forward`` still works."""
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> "ConvAsLinear":
+        lin = cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(conv.weight.flatten(1))
+            if conv.bias is not None:
+                lin.bias.copy_(conv.bias)
+        return lin.to(conv.weight.device, conv.weight.dtype)
+
+    def forward(self, x):
+        if x.ndim == 4:
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x)
+
+
+def _linear_head(model: nn.Module) -> nn.Module:
+    """Swap a 1x1-conv classifier for the equivalent :class:`ConvAsLinear` (same outputs)."""
+    head = model.get_classifier() if callable(getattr(model, "get_classifier", None)) else None
+    if isinstance(head, nn.Conv2d) and head.kernel_size == (1, 1) and head.groups == 1:
+        name = next(n for n, m in model.named_modules() if m is head)
+        parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+        setattr(parent, name.rpartition(".")[2], ConvAsLinear.from_conv(head))
+    return model
+
+
+def pretrained_transform(model: nn.Module):
+    """The checkpoint's own input transform (size, interpolation, mean/std) from its timm pretrained_cfg."""
+    import timm
+
+    from repro.ood.features import ResizeNormalize
+
+    cfg = timm.data.resolve_model_data_config(model)
+    return ResizeNormalize(cfg["input_size"][-2:], cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"))
+
+
+def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress: bool = True) -> ZooModel:
+    """Train (or load pretrained) one entry on ``world.id_train`` and report ``world.id_test`` accuracy.
+
+    Trained models are cached under (ID train and test images, entry without its display name, seed).
+    Pretrained entries are loaded from the local timm/Hugging Face cache or ``entry.checkpoint``
+    (no training); their accuracy comes from the cached ID-test logits.
+    """
+    from repro.models import build_from_spec, model_spec
+    from repro.train.loop import evaluate, train_classifier
+
+    nc = world.num_classes
+    if entry.pretrained:
+        model = _create_pretrained(entry, nc)
+        model.eval()
+        zm = ZooModel(entry.name, model, float("nan"), entry, {"name": entry.arch, "num_classes": nc, "timm": True},
+                      [], pretrained_transform(model))
+        f = zm.features(world.id_test, device=device, progress=progress)
+        zm.test_acc = float((f.logits.argmax(1) == f.labels).mean())
+        return zm
+
+    spec = model_spec(entry.arch, nc, **entry.model_kwargs)
+
+    def compute():
+        torch.manual_seed(int(seed))
+        model = build_from_spec(spec)
+        recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
+        hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
+                                progress=progress, desc=entry.name, **recipe)["history"]
+        acc = evaluate(model, world.id_test.x, world.id_test.y, device=device)["accuracy"]
+        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return {"state_dict": sd, "spec": spec, "test_acc": float(acc), "history": hist}
+
+    # the model depends on the ID training images only (its reported accuracy on the ID test set):
+    # changing the OOD sets of the world must not retrain the zoo
+    params = {"id_train": fingerprint(world.id_train), "id_test": fingerprint(world.id_test),
+              "entry": _entry_params(entry), "seed": int(seed)}
+    d = get_or_compute("zoo_model", params, compute, version=ZOO_VERSION)
+    model = build_from_spec(d["spec"])
+    model.load_state_dict(d["state_dict"])
+    model.eval()
+    return ZooModel(entry.name, model, d["test_acc"], entry, d["spec"], d["history"])
+
+
+def trained_zoo(world, entries, seed: int = 0, device=None, progress: bool = True) -> list[ZooModel]:
+    """All zoo members, trained once and cached (see :func:`train_zoo_model`)."""
+    entries = zoo_entries(entries) if not (entries and isinstance(entries[0], ZooEntry)) else entries
+    out = []
+    for e in entries:
+        zm = train_zoo_model(world, e, seed=seed, device=device, progress=progress)
+        log.info("zoo %s (%s, %s): test accuracy %.3f", e.name, e.arch, e.recipe, zm.test_acc)
+        out.append(zm)
+    return out

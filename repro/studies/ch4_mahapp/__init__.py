@@ -1,0 +1,1 @@
+"""Chapter 4: Mahalanobis++ (feature normalisation for the Mahalanobis detector)."""

@@ -1,0 +1,473 @@
+"""The controlled model-zoo experiment of App. H (S:4113-4117), scaled to the generated world.
+
+Paper: 200 ResNet-18 (+200 ViT) on CIFAR-10 with LR ~ log-uniform, SAM ρ ∈ {0, 0.05, 0.1}, mixup
+(α = 0.5) with prob. ½, augmentation with prob. ½; only models with ≤ 1 % training error are kept;
+sharpness on fixed non-augmented training points; test error on the clean test set and on
+CIFAR-10-C.  Here: a ``resnet_t`` (BN) zoo on the world (sizes in ``repro/profiles/ch5.yaml``);
+augmentation = random crop + flip (no RandAugment, no repeated augmentation: not available in the
+shared trainer), SAM from :mod:`repro.sam`.  Every model and every sharpness value goes through
+:mod:`repro.core.cache`, so a rerun does no work and a killed run resumes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repro.core import cache
+from repro.sharpness.definitions import get as get_definition
+from repro.sharpness.measure import measure_detailed
+
+ZOO_VERSION = "1"
+SHARPNESS_VERSION = "2"  # 2: bound flat-buffer path + fused APGD updates (same math, other rounding)
+
+
+@dataclass(frozen=True)
+class HParams:
+    index: int
+    lr: float
+    augment: bool
+    mixup: bool
+    sam_rho: float
+    seed: int
+
+    @property
+    def group(self) -> str:
+        return f"aug={'on' if self.augment else 'off'}, mixup={'on' if self.mixup else 'off'}"
+
+
+def sample_hparams(n: int, lr_range=(0.05, 5.0), sam_rhos=(0.0, 0.05, 0.1), seed: int = 0) -> list[HParams]:
+    """App. H sampling: LR log-uniform on ``lr_range``, SAM ρ uniform on ``sam_rhos``, mixup and
+    augmentation each with probability ½.  The four augment × mixup subgroups are balanced (cycled)
+    so that small zoos still have every subgroup; the rest is random."""
+    if n < 1:
+        raise ValueError(f"need at least one model, got n={n}")
+    lo, hi = lr_range
+    if not 0 < lo < hi:
+        raise ValueError(f"lr_range must be 0 < low < high, got {lr_range}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    out = []
+    for i in range(n):
+        q = int(order[i]) % 4
+        out.append(HParams(i, float(math.exp(rng.uniform(math.log(lo), math.log(hi)))), bool(q & 1), bool(q & 2),
+                           float(rng.choice(sam_rhos)), int(seed * 10_000 + i)))
+    return out
+
+
+def _error(model, x, y, device) -> float:
+    from repro.train.loop import evaluate
+    return 1.0 - float(evaluate(model, x, y, device=device)["accuracy"])
+
+
+def train_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
+                    device=None, arch_kwargs: dict | None = None) -> dict:
+    """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time.
+    ``arch_kwargs``: keyword arguments of the registered model (e.g. ``img_size`` of a ViT)."""
+    from repro.models import build_from_spec, model_spec
+    from repro.train.loop import train_classifier
+
+    spec = model_spec(arch, num_classes, **(arch_kwargs or {}))
+    params = dict(hp=asdict(hp), train_cfg=train_cfg, spec=spec, data=data["fingerprint"])
+
+    def fn():
+        torch.manual_seed(hp.seed)
+        model = build_from_spec(spec)
+        make_opt = None
+        if hp.sam_rho > 0:
+            from repro.sam import make_sam
+            make_opt = make_sam(hp.sam_rho)
+        t0 = time.perf_counter()
+        try:
+            hist = train_classifier(model, data["x_train"], data["y_train"], lr=hp.lr, augment=hp.augment,
+                                    mixup_alpha=0.5 if hp.mixup else 0.0, make_optimizer=make_opt, seed=hp.seed,
+                                    device=device, progress=False, **train_cfg)["history"]
+            diverged = False
+        except FloatingPointError:
+            hist, diverged = [], True
+        wall = time.perf_counter() - t0
+        model.eval()
+        if diverged:
+            errs = dict(train_err=float("nan"), test_err=float("nan"), shift_err=float("nan"))
+        else:
+            errs = dict(train_err=_error(model, data["x_train"], data["y_train"], device),
+                        test_err=_error(model, data["x_test"], data["y_test"], device),
+                        shift_err=_error(model, data["x_shift"], data["y_shift"], device))
+        return dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()}, spec=spec,
+                    hparams=asdict(hp), history=hist, diverged=diverged, wall_s=wall, **errs)
+
+    return cache.get_or_compute("ch5_zoo_model", params, fn, version=ZOO_VERSION)
+
+
+def sharpness_points(x, y, n_points: int):
+    """The first ``n_points`` training points, no augmentation (S:3438-3440; released code uses the
+    first 1024 CIFAR-10 training images)."""
+    if n_points > len(x):
+        raise ValueError(f"n_points={n_points} exceeds the training set ({len(x)})")
+    return x[:n_points], y[:n_points]
+
+
+def zoo_sharpness(entry: dict, points, definition: str, rho: float, *, m: int, steps: int = 20,
+                  n_samples: int = 100, logit_norm=None, mode: str = "faithful", seed: int = 0,
+                  device=None) -> float:
+    """Cached sharpness of one zoo model (see :func:`repro.sharpness.measure_detailed`)."""
+    d = get_definition(definition)
+    params = dict(model=cache.fingerprint(entry["state_dict"]), definition=d.name, rho=float(rho), m=int(m),
+                  steps=int(steps) if d.kind == "worst" else None,
+                  n_samples=int(n_samples) if d.kind == "avg" else None,
+                  logit_norm=logit_norm if d.logit_norm else None, mode=mode if d.kind == "worst" else None,
+                  seed=int(seed), points=cache.fingerprint(points[0]))
+
+    def fn():
+        model = load_model(entry)
+        return float(measure_detailed(model, [points], d.name, float(rho), m=m, steps=steps, n_samples=n_samples,
+                                      logit_norm=logit_norm, seed=seed, device=device, mode=mode).value)
+
+    return cache.get_or_compute("ch5_sharpness", params, fn, version=SHARPNESS_VERSION)
+
+
+def zoo_frame(entries: list[dict]) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        hp = e["hparams"]
+        rows.append(dict(index=hp["index"], lr=hp["lr"], augment=hp["augment"], mixup=hp["mixup"],
+                         sam_rho=hp["sam_rho"], group=HParams(**hp).group, train_err=e["train_err"],
+                         test_err=e["test_err"], shift_err=e["shift_err"], gen_gap=e["test_err"] - e["train_err"],
+                         diverged=e["diverged"],
+                         wall_s=e["wall_s"]))
+    return pd.DataFrame(rows)
+
+
+TAU_COLUMNS = ["definition", "rho", "target", "tau", "tau_within_mean", "tau_lr", "tau_lr_within_mean", "n_models"]
+
+
+def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("test_err", "shift_err", "gen_gap"),
+              min_models: int = 3) -> pd.DataFrame:
+    """Global and within-subgroup Kendall τ for every (definition, ρ) column ``f"{d}@{rho}"``.
+
+    Targets: clean test error, corrupted test error and the generalization gap (App. B compares
+    the gap with the test error, S:3918).  Fewer than ``min_models`` models: an empty frame with
+    the same columns."""
+    from repro.sharpness.kendall import kendall_tau, kendall_tau_by_group
+
+    if len(df) < min_models:
+        return pd.DataFrame(columns=TAU_COLUMNS)
+    rows = []
+    for d, rho in sharp_cols:
+        col = f"{d}@{rho:g}"
+        for t in targets:
+            sub = df[[t, col, "group", "lr"]].dropna()
+            if len(sub) < min_models:
+                continue
+            g = kendall_tau_by_group(sub[t], sub[col], sub["group"])
+            rows.append(dict(definition=d, rho=rho, target=t, tau=kendall_tau(sub[t], sub[col]),
+                             tau_within_mean=g.get("mean", float("nan")),
+                             tau_lr=kendall_tau(sub["lr"], sub[col]),
+                             tau_lr_within_mean=kendall_tau_by_group(sub["lr"], sub[col], sub["group"]).get("mean", float("nan")),
+                             n_models=len(sub)))
+    return pd.DataFrame(rows, columns=TAU_COLUMNS)
+
+
+def keep_mask(zdf: pd.DataFrame, train_err_max: float) -> pd.Series:
+    """Models that entered the correlations: not diverged and train error ≤ ``train_err_max`` (App. H
+    keeps models with ≤ 1 % training error, S:4115)."""
+    return (~zdf.diverged.astype(bool)) & (zdf.train_err <= train_err_max)
+
+
+def describe_zoo(zdf: pd.DataFrame, train_err_max: float) -> str:
+    """One markdown sentence: how many models were trained, diverged, kept, and their error ranges."""
+    kept = zdf[keep_mask(zdf, train_err_max)]
+    head = (f"{len(zdf)} models trained, {int(zdf.diverged.sum())} diverged, **{len(kept)} kept** "
+            f"(train error ≤ {train_err_max:.0%})")
+    if not len(kept):
+        return head + "; no model passed the train-error filter."
+    return (head + f"; test error {kept.test_err.min():.1%}–{kept.test_err.max():.1%}, corrupted "
+            f"{kept.shift_err.min():.1%}–{kept.shift_err.max():.1%}.")
+
+
+def main_columns(grid) -> list[str]:
+    """Zoo-frame columns of the main measure (adaptive worst-case ℓ∞ with LN) and of its no-LN
+    counterpart, each at its smallest ρ in ``grid`` (the pair the paper's Fig. 2 contrasts)."""
+    from repro.sharpness.definitions import MAIN_DEFINITION
+
+    out = []
+    for name in (MAIN_DEFINITION, "adaptive_worst_linf"):
+        rs = sorted(r for d, r in grid if d == name)
+        if rs:
+            out.append(f"{name}@{rs[0]:g}")
+    return out
+
+
+DATA_SOURCES = ("world", "cifar10")
+
+
+def prepare_data(cfg: dict, root=None) -> dict:
+    """Train/test split plus the corrupted test set (the CIFAR-10-C analogue, severity and names from
+    ``cfg["shift"]``).
+
+    ``cfg["data"]["source"]``: ``"world"`` (default; the generated world at ``cfg["world"]`` sizes) or
+    ``"cifar10"`` (the ``full`` profile: the real CIFAR-10 python batches through
+    ``data_manifests/cifar10.yaml``, loaded by :func:`repro.data.cifar.load_cifar`; a missing archive
+    raises :class:`repro.data.manifests.MissingAsset` naming the manifest and ``repro data fetch
+    cifar10``).  Optional ``n_train`` / ``n_test`` keep the first images of each split, and
+    ``shift.max_images`` subsamples the pooled corrupted set (the released code uses 10k CIFAR-10-C
+    images).  ``shift.source``: ``"generated"`` (default; the corruptions of :mod:`repro.data.shift`
+    applied to this test split) or ``"cifar10c"`` (the real CIFAR-10-C through
+    ``data_manifests/cifar10c.yaml``: ``shift.names`` of its 15 corruptions, null = all)."""
+    from repro.data.shift import corrupted_set
+
+    src = dict(cfg.get("data") or {}).get("source", "world")
+    if src not in DATA_SOURCES:
+        raise ValueError(f"ch5 data.source must be one of {DATA_SOURCES}, got {src!r} (see repro/profiles/ch5.yaml)")
+    if src == "world":
+        from repro.data.world import make_world
+
+        w = cfg["world"]
+        world = make_world(seed=w.get("seed", 0), resolution=w["resolution"], n_train_per_class=w["n_train_per_class"],
+                           n_val_per_class=1, n_test_per_class=w["n_test_per_class"], n_ood_classes=1, ood_scale=0.1,
+                           n_near_per_class=0, n_far_per_class=0, n_popular=0)
+        x_tr, y_tr, x_te, y_te, k = world.id_train.x, world.id_train.y, world.id_test.x, world.id_test.y, world.num_classes
+    else:
+        from repro.data.cifar import load_cifar
+
+        d = load_cifar("cifar10", root)
+        dc = cfg["data"]
+        n_tr, n_te = dc.get("n_train"), dc.get("n_test")
+        x_tr, y_tr = d["x_train"][:n_tr], d["y_train"][:n_tr]
+        x_te, y_te = d["x_test"][:n_te], d["y_test"][:n_te]
+        k = d["num_classes"]
+    sh = cfg["shift"]
+    if sh.get("source", "generated") == "cifar10c":
+        # the real CIFAR-10-C (data_manifests/cifar10c.yaml); a missing archive raises MissingAsset
+        from repro.data.cifar10c import load_cifar10c
+
+        xs, ys, _ = load_cifar10c(sh.get("names"), sh["severity"], sh.get("root"))
+    elif sh.get("source", "generated") == "generated":
+        xs, ys, _ = corrupted_set(x_te, y_te, sh["names"], sh["severity"])
+    else:
+        raise ValueError(f"ch5 shift.source must be 'generated' (repro.data.shift) or 'cifar10c', got {sh['source']!r}")
+    if sh.get("max_images") and len(xs) > int(sh["max_images"]):
+        keep = torch.randperm(len(xs), generator=torch.Generator().manual_seed(0))[: int(sh["max_images"])]
+        xs, ys = xs[keep], ys[keep]
+    data = dict(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, x_shift=xs, y_shift=ys, num_classes=k)
+    data["fingerprint"] = cache.fingerprint([data["x_train"], data["y_train"], data["x_test"], data["x_shift"]])
+    return data
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(state: dict, threads: int) -> None:
+    torch.set_num_threads(int(threads))
+    _WORKER.clear()
+    _WORKER.update(state)
+
+
+def _train_job(hp: HParams) -> dict:
+    w = _WORKER
+    return train_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"],
+                           w.get("arch_kwargs"))
+
+
+def _sharpness_job(i: int) -> dict:
+    w = _WORKER
+    s = w["s"]
+    return {(i, d, r): zoo_sharpness(w["entries"][i], w["pts"], d, r, m=s["m"], steps=s["steps"],
+                                     n_samples=s["n_samples"], seed=w["seed"], device=w["device"])
+            for d, r in w["grid"]}
+
+
+def parallel_map(fn, items: list, state: dict, jobs: int = 1, desc: str = "", progress: bool = True) -> list:
+    """``[fn(x) for x in items]`` with ``state`` available to ``fn`` (as module state), in ``jobs``
+    spawned worker processes of one torch thread each when ``jobs > 1``.  Results come back in
+    order; every result is also in :mod:`repro.core.cache`, so a killed run resumes.  ``jobs`` is the
+    profile's ``jobs`` (2 in ``cpu``: one tiny model per core beats two threads on one model);
+    keep 1 on a GPU."""
+    jobs = int(jobs or 1)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if progress:
+        from tqdm.auto import tqdm
+    if jobs == 1 or len(items) <= 1:
+        _worker_init(state, torch.get_num_threads())
+        it = tqdm(items, desc=desc, leave=False) if progress else items
+        try:
+            return [fn(x) for x in it]
+        finally:
+            _WORKER.clear()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(state, 1)) as ex:
+        it = ex.map(fn, items)
+        if progress:
+            it = tqdm(it, total=len(items), desc=desc, leave=False)
+        return list(it)
+
+
+def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True, jobs: int | None = None) -> list[dict]:
+    """Train (cached) the whole zoo; ``jobs`` (default: the profile's ``jobs``, else 1) worker processes."""
+    z = cfg["zoo"]
+    hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+    state = dict(data=data, train_cfg=dict(cfg["train"]), arch=z["arch"], device=device, arch_kwargs=z.get("arch_kwargs"))
+    return parallel_map(_train_job, hps, state, jobs or cfg.get("jobs", 1), "zoo: training", progress)
+
+
+# The paper's CIFAR-10 tables per zoo: table id in the τ CSV and the radii used there.
+PAPER_TABLES = {"T3": "T3_CIFAR10_ResNet18", "T4": "T4_CIFAR10_ViT"}
+
+
+def _paper_rhos(table: str) -> dict:
+    from repro.sharpness.definitions import PAPER_RHO_RESNET, PAPER_RHO_VIT
+    if table not in PAPER_TABLES:
+        raise ValueError(f"zoo.paper_table must be one of {sorted(PAPER_TABLES)} (T3: ResNets, T4: ViTs), got {table!r}")
+    return PAPER_RHO_RESNET if table == "T3" else PAPER_RHO_VIT
+
+
+def rho_grid(cfg: dict) -> list[tuple[str, float]]:
+    """(definition, ρ) pairs: the paper's grid per definition (Table 3 for ResNets, Table 4 for ViTs:
+    ``cfg["zoo"]["paper_table"]``, default T3), at the profile's ``sharpness.rho_index``."""
+    rhos = _paper_rhos(cfg["zoo"].get("paper_table", "T3"))
+    idx = cfg["sharpness"]["rho_index"]
+    return [(d, rhos[d][i]) for d in rhos for i in idx]
+
+
+def zoo_config(cfg: dict, key: str) -> dict:
+    """The chapter config with ``cfg[key]`` (e.g. ``zoo_vit``) as its zoo: a second zoo reuses every
+    function of this module.  ``cfg[key]`` may carry ``train`` and ``sharpness`` overrides (merged
+    into the chapter's) and ``train_err_max``."""
+    if key not in cfg:
+        raise KeyError(f"no zoo {key!r} in this profile (keys: {sorted(k for k in cfg if k.startswith('zoo'))})")
+    z = dict(cfg[key])
+    out = dict(cfg, zoo=z)
+    for sub in ("train", "sharpness"):
+        if sub in z:
+            out[sub] = {**cfg[sub], **z.pop(sub)}
+    if "train_err_max" in z:
+        out["train_err_max"] = z.pop("train_err_max")
+    return out
+
+
+def sharpness_frame(entries: list[dict], data: dict, cfg: dict, grid, device=None, seed: int = 0,
+                    progress: bool = True, only=None, jobs: int | None = None) -> pd.DataFrame:
+    """:func:`zoo_frame` plus one column ``f"{definition}@{rho:g}"`` per grid point.  ``only``: the
+    model indices to measure (e.g. those passing :func:`keep_mask`; the paper shows sharpness only for
+    models with ≤ 1 % train error); the rest get NaN.  Diverged models are never measured."""
+    s = cfg["sharpness"]
+    pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
+    df = zoo_frame(entries)
+    keep = [i for i, e in enumerate(entries) if not e["diverged"] and (only is None or i in set(only))]
+    state = dict(entries=entries, pts=pts, s=s, grid=list(grid), seed=seed, device=device)
+    vals: dict = {}
+    for part in parallel_map(_sharpness_job, keep, state, jobs or cfg.get("jobs", 1), "zoo: sharpness", progress):
+        vals.update(part)
+    for d, r in grid:
+        df[f"{d}@{r:g}"] = [vals.get((i, d, r), float("nan")) for i in range(len(entries))]
+    return df
+
+
+def run_study(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True) -> dict:
+    """One zoo study of App. H end to end: train the zoo (cached), measure the kept models on the
+    profile's (definition, ρ) grid, Kendall τ (:func:`tau_table`) and our τ beside the paper's table
+    (``cfg["zoo"]["paper_table"]``: T3 ResNets, T4 ViTs).  Returns ``entries, grid, zdf`` (all
+    models, ``kept`` column), ``kept`` (the kept rows), ``taus`` and ``cmp``."""
+    entries = train_zoo(cfg, data, device=device, seed=seed, progress=progress)
+    grid = rho_grid(cfg)
+    kept_idx = kept_indices(entries, cfg["train_err_max"])
+    zdf = sharpness_frame(entries, data, cfg, grid, device=device, seed=seed, progress=progress, only=kept_idx)
+    zdf["kept"] = keep_mask(zdf, cfg["train_err_max"])
+    kept = zdf[zdf.kept].reset_index(drop=True)
+    taus = tau_table(kept, grid)
+    cmp = paper_comparison(taus, cfg["zoo"].get("paper_table", "T3"))
+    return dict(entries=entries, grid=grid, zdf=zdf, kept=kept, taus=taus, cmp=cmp)
+
+
+def ablation_frame(entries: list[dict], data: dict, cfg: dict, definition: str, rho: float, device=None,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figs. 30-31: sharpness of the first ``ablation.n_models`` well-trained models for several
+    APGD step counts and several m (same points)."""
+    s, a = cfg["sharpness"], cfg["ablation"]
+    pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
+    ok = [i for i, e in enumerate(entries) if not e["diverged"]][: a["n_models"]]
+    steps_rows = [dict(model=i, steps=k, test_err=entries[i]["test_err"],
+                       sharpness=zoo_sharpness(entries[i], pts, definition, rho, m=s["m"], steps=k, seed=seed,
+                                               device=device)) for i in ok for k in a["steps"]]
+    m_rows = [dict(model=i, m=mm, test_err=entries[i]["test_err"],
+                   sharpness=zoo_sharpness(entries[i], pts, definition, rho, m=mm, steps=s["steps"], seed=seed,
+                                           device=device)) for i in ok for mm in a["m"]]
+    return pd.DataFrame(steps_rows), pd.DataFrame(m_rows)
+
+
+def ablation_taus(abl: pd.DataFrame, col: str) -> pd.DataFrame:
+    """τ(sharpness, test error) per setting, and τ between each setting's values and the first's."""
+    from repro.sharpness.kendall import kendall_tau
+    rows = []
+    base = None
+    for k, sub in abl.groupby(col):
+        sub = sub.sort_values("model")
+        if base is None:
+            base = sub.sharpness.to_numpy()
+        rows.append({col: k, "tau_test_err": kendall_tau(sub.test_err, sub.sharpness) if len(sub) > 1 else float("nan"),
+                     "tau_vs_first": kendall_tau(base, sub.sharpness) if len(sub) > 1 else float("nan"),
+                     "mean_sharpness": float(sub.sharpness.mean())})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(taus: pd.DataFrame, table: str = "T3") -> pd.DataFrame:
+    """Our τ next to the paper's for the same definition and ρ: Table 3 (CIFAR-10 ResNet-18,
+    S:3724-3771) or Table 4 (CIFAR-10 ViT, S:3779-3826)."""
+    from repro.reference import load_paper_table
+    from repro.sharpness.definitions import get as gd
+
+    _paper_rhos(table)  # validates the name
+    paper = load_paper_table("ch5_kendall_tau_tables_1to4")
+    paper = paper[paper.table.astype(str) == PAPER_TABLES[table]]
+    rows = []
+    for r in taus.itertuples():
+        if r.target not in ("test_err", "shift_err"):
+            continue
+        d = gd(r.definition)
+        col = "CIFAR-10" if r.target == "test_err" else "CIFAR-10-C"
+        sel = paper[(paper.sharpness == d.paper_sharpness) & (paper.logitnorm == ("Yes" if d.logit_norm else "No"))
+                    & (np.isclose(paper.rho.astype(float), r.rho)) & (paper.eval_set == col)]
+        p = float(sel.tau.iloc[0]) if len(sel) else float("nan")
+        rows.append(dict(definition=r.definition, rho=r.rho, eval_set=col, tau_paper=p, tau_ours=r.tau,
+                         tau_ours_within=r.tau_within_mean,
+                         sign_agrees=bool(np.sign(p) == np.sign(r.tau)) if np.isfinite(p) else None))
+    return pd.DataFrame(rows)
+
+
+def load_model(entry: dict):
+    """Rebuild a trained zoo model (eval mode) from its cached entry."""
+    from repro.models import build_from_spec
+
+    model = build_from_spec(entry["spec"])
+    model.load_state_dict(entry["state_dict"])
+    return model.eval()
+
+
+def kept_entries(entries: list[dict], zdf: pd.DataFrame, train_err_max: float) -> list[dict]:
+    """The entries passing :func:`keep_mask`; all non-diverged ones when none passes (so the ablations
+    of the smoke profile, whose models are not trained to 1 % error, still exercise the code)."""
+    mask = keep_mask(zdf, train_err_max).to_numpy()
+    out = [e for e, k in zip(entries, mask) if k]
+    return out or [e for e in entries if not e["diverged"]]
+
+
+def first_trained_model(entries: list[dict]):
+    """The first non-diverged zoo model (for the invariance check, which needs trained BN layers)."""
+    for e in entries:
+        if not e["diverged"]:
+            return load_model(e)
+    raise RuntimeError("every zoo model diverged; lower the learning-rate range in repro/profiles/ch5.yaml")
+
+
+def kept_indices(entries: list[dict], train_err_max: float) -> list[int]:
+    """Indices of the zoo models passing :func:`keep_mask` (those whose sharpness is measured)."""
+    z = zoo_frame(entries)
+    return [int(i) for i in z.index[keep_mask(z, train_err_max)]]

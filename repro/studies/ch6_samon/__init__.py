@@ -1,0 +1,1 @@
+"""Chapter 6: SAM-ON (SAM on the normalization parameters only) and its ablations."""

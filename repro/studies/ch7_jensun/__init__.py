@@ -1,0 +1,1 @@
+"""Chapter 7: JensUn unlearning, worst-case (LKF-style) evaluation and benign relearning."""
