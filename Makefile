@@ -7,6 +7,9 @@ SHELL := /bin/bash
 PROFILE ?= cpu
 SEED    ?= 0
 DEVICE  ?= auto
+# REBUILD=1: ignore the released artifacts (releases/) and recompute them from code (`repro run --no-release`)
+REBUILD ?=
+RUN_FLAGS := $(if $(filter 1 yes true,$(REBUILD)),--no-release)
 RESULTS ?= results
 BOOK_OUT ?= book
 STAGE   ?= $(BOOK_OUT)/_build/stage
@@ -31,13 +34,15 @@ BOOK_SRC  := $(wildcard book/*.md book/*.yml book/*.bib)
 HTML      := $(BOOK_OUT)/_build/html/index.html
 PARAMS    := $(RESULTS)/$(PROFILE)/.params
 
-.PHONY: help install browser-deps book chapter test test-fast bench clean
+.PHONY: help install browser-deps book chapter test test-fast bench gpu-check clean
 
 help:
 	@echo "make book     [PROFILE=cpu|smoke|full SEED=0 DEVICE=auto]  execute chapters (papermill) + build the site"
+	@echo "              [REBUILD=1]                                   ignore released artifacts (releases/), recompute them"
 	@echo "make chapter  CH=ch5 [PROFILE=...]                        rerun one chapter"
 	@echo "make test                                                  unit tests + smoke notebooks + book build"
 	@echo "make bench                                                 benchmarks -> benchmarks/RESULTS.md"
+	@echo "make gpu-check                                             CUDA paths on one GPU (<= 8 min) -> RESULTS.md \"GPU\" section"
 	@echo "make install                                               create $(VENV) and install the suite"
 
 $(VENV)/.installed: pyproject.toml
@@ -50,7 +55,7 @@ install: $(VENV)/.installed
 
 # The run parameters as a stamp file, rewritten (at parse time, so that `make -q` stays exact) only
 # when SEED/DEVICE/REPRO_PROFILE_DIR change: executed notebooks depend on the parameters' values.
-PARAMS_LINE := seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR)
+PARAMS_LINE := seed=$(SEED) device=$(DEVICE) profile_dir=$(REPRO_PROFILE_DIR) rebuild=$(RUN_FLAGS)
 ifneq ($(filter book $(RESULTS)/%,$(MAKECMDGOALS)),)
 _params := $(shell mkdir -p $(dir $(PARAMS)) && { echo "$(PARAMS_LINE)" | cmp -s - $(PARAMS) || echo "$(PARAMS_LINE)" > $(PARAMS); })
 endif
@@ -59,7 +64,7 @@ $(PARAMS):
 	@echo "$(PARAMS_LINE)" > $@
 
 $(RESULTS)/$(PROFILE)/executed/%.ipynb: notebooks/%.ipynb $(REPRO_SRC) $(PARAMS) | $(VENV)/.installed
-	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $* --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
+	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $* --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(RUN_FLAGS)
 
 $(HTML): $(EXECUTED) $(BOOK_SRC) | $(VENV)/.installed
 	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli book --profile $(PROFILE) --results $(abspath $(RESULTS)) --stage $(STAGE) --out $(BOOK_OUT)
@@ -72,7 +77,7 @@ book: $(HTML)
 
 chapter: | $(VENV)/.installed
 	@test -n "$(CH)" || { echo "usage: make chapter CH=ch5 [PROFILE=smoke|cpu|full] [SEED=0] [DEVICE=auto]"; exit 2; }
-	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $(CH) --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
+	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $(CH) --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(RUN_FLAGS)
 
 # Headless Chromium for tests/test_browser.py: installed from Debian's packages when we may (root),
 # otherwise that test is skipped with a message.
@@ -93,6 +98,10 @@ test-fast: | $(VENV)/.installed
 
 bench: | $(VENV)/.installed
 	$(PY) benchmarks/run.py
+
+# Without CUDA this prints "no CUDA device: skipped" and succeeds (tests/test_gpu_check.py).
+gpu-check: | $(VENV)/.installed
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(RESULTS) $(BOOK_OUT)/_build

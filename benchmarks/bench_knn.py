@@ -1,4 +1,4 @@
-"""KNN scoring (Sun et al. 2022; dissertation L1555-1559, K-th nearest neighbour of normalised
+"""KNN scoring (Sun et al. 2022; dissertation Sec. 8.1, K-th nearest neighbour of normalised
 features): throughput and peak memory of an exact faiss inner-product index vs a chunked torch
 brute force (matmul + topk), on the same normalised float32 bank and queries.
 

@@ -1,4 +1,4 @@
-"""SAM-ON's computational savings (paper §4.3, Fig. 3, L4456-L4462): step-time ratios of one model
+"""SAM-ON's computational savings (dissertation Sec. 8.4: the SAM-ON paper's §4.3 and Fig. 3): step-time ratios of one model
 on one batch, all configurations measured interleaved in this run (repro.sam.timing.step_costs).
 
 Targets: SAM / SGD close to the physical limit 2 (two forward-backward passes; target <= 2.2),
@@ -15,20 +15,10 @@ import argparse
 import torch
 
 
-def main(model: str = "wrn10_1", batch: int = 128, res: int = 32, repeats: int = 5, classes: int = 100) -> list[dict]:
-    from repro.core.config import device
-    from repro.models import create_model
-    from repro.sam.timing import step_costs
-
-    dev = device("auto")
-    if dev.type == "cuda" and model == "wrn10_1":
-        model = "wrn28_10"  # the paper's model when a GPU is there
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, res, res, generator=g)
-    y = torch.randint(0, classes, (batch,), generator=g)
-    costs = step_costs(lambda: create_model(model, classes), x, y, repeats=repeats, device=dev)
+def rows_from_costs(costs: dict, tag: str, cuda: bool = False) -> list[dict]:
+    """Benchmark rows (ratios against SAM-all / SGD, with the targets above) from
+    :func:`repro.sam.timing.step_costs`' output; also used by ``benchmarks/gpu_check.py``."""
     sgd, sam = costs["SGD"]["sec_per_step"], costs["SAM-all"]["sec_per_step"]
-    tag = f"{model}, batch {batch}, {res}px, {dev.type}"
     rows = []
 
     def row(metric, value, ref_name, ref, target, ok):
@@ -47,7 +37,7 @@ def main(model: str = "wrn10_1", batch: int = 128, res: int = 32, repeats: int =
     row("SAM-ON B2+B3 / SAM-all step time", b23, "SAM-all step", sam, "< 1", b23 / sam < 1.0)
     mem_ref = costs["SAM-all"]["mem_bytes"]
     asc_ref = costs["SAM-all"]["ascent_mem_bytes"]
-    what = "peak CUDA memory" if dev.type == "cuda" else "autograd saved bytes (max over passes)"
+    what = "peak CUDA memory" if cuda else "autograd saved bytes (max over passes)"
     for name, c in costs.items():
         if name == "SAM-all":
             continue
@@ -59,6 +49,22 @@ def main(model: str = "wrn10_1", batch: int = 128, res: int = 32, repeats: int =
         rows.append(dict(benchmark=f"sam memory ({tag})", metric=f"{name} ascent-pass saved bytes / SAM-all ({c / 2**20:.1f} MiB)",
                          value=c / 2**20, reference=f"SAM-all {asc_ref / 2**20:.1f} MiB", ratio=c / max(asc_ref, 1.0),
                          target="< 1 (weight grads skipped)", passed=c < asc_ref))
+    return rows
+
+
+def main(model: str = "wrn10_1", batch: int = 128, res: int = 32, repeats: int = 5, classes: int = 100) -> list[dict]:
+    from repro.core.config import device
+    from repro.models import create_model
+    from repro.sam.timing import step_costs
+
+    dev = device("auto")
+    if dev.type == "cuda" and model == "wrn10_1":
+        model = "wrn28_10"  # the paper's model when a GPU is there
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, res, res, generator=g)
+    y = torch.randint(0, classes, (batch,), generator=g)
+    costs = step_costs(lambda: create_model(model, classes), x, y, repeats=repeats, device=dev)
+    rows = rows_from_costs(costs, f"{model}, batch {batch}, {res}px, {dev.type}", cuda=dev.type == "cuda")
     for r in rows:
         print(f"{r['metric']:<55} ratio {r['ratio']:.3f}  target {r['target']:<35} {'ok' if r['passed'] else 'MISSED'}")
     return rows

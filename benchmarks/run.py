@@ -36,6 +36,18 @@ def machine() -> str:
     return f"{cpu}; {os.cpu_count()} logical CPUs; GPU: {gpu}; Python {platform.python_version()}; torch {torch.__version__}"
 
 
+def kept_sections(text: str) -> str:
+    """The ``## ...`` sections of an existing RESULTS.md that ``make bench`` does not generate (the GPU
+    reports appended by ``benchmarks/gpu_check.py``, the CPU profiles): kept when the table is rewritten."""
+    out, keep = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            keep = not line.startswith("## Benchmarks that failed to run")
+        if keep:
+            out.append(line)
+    return "\n".join(out).strip("\n") + "\n" if out else ""
+
+
 def run(selected: list[str]) -> int:
     files = sorted(HERE.glob("bench_*.py"))
     if selected:
@@ -73,7 +85,9 @@ def run(selected: list[str]) -> int:
         for name, tb in errors:
             lines += [f"### {name}", "```", tb.strip(), "```"]
     if not selected:
-        (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+        out = HERE / "RESULTS.md"
+        kept = kept_sections(out.read_text()) if out.exists() else ""
+        out.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     else:
         print("(subset run: RESULTS.md not rewritten)")
     print("\n".join(lines))

@@ -54,7 +54,8 @@ def standins(tmp_path_factory):
     # the profile override: packaged smoke/cpu sections, a `full` section sized for the stand-ins
     prof = yaml.safe_load((PROFILE_DIR / "ch3.yaml").read_text())
     full = prof["full"]
-    full["benchmark"] = {"resolution": 40, "crop_pct": 1.0, "n_train_per_class": 6, "n_val_per_class": 2,
+    # 176 px: test_vit evaluates at 160 px with crop 0.95 (its timm data config); 176 * 0.95 >= 160, no upsampling
+    full["benchmark"] = {"resolution": 176, "crop_pct": 1.0, "n_train_per_class": 6, "n_val_per_class": 2,
                          "n_test_per_class": 4, "ninco_max_per_class": 3, "workers": 2}
     full["zoo"] = [{"name": "tiny-vit", "arch": "test_vit", "pretrained": True, "checkpoint": str(ckpt)},
                    {"name": "tiny-vit-b", "arch": "test_vit", "pretrained": True, "checkpoint": str(ckpt),
@@ -75,11 +76,11 @@ def full_env(standins, monkeypatch):
 
 def test_full_benchmark_is_a_world_from_the_image_folders(full_env):
     cfg = chapter_config("ch3", "full")
-    assert cfg["benchmark"]["resolution"] == 40  # the override file is used
+    assert cfg["benchmark"]["resolution"] == 176  # the override file is used
     w = load_ood_benchmark(cfg, "full", 0)
-    assert w.source == "imagefolder" and w.resolution == 40 and w.class_names == ID_CLASSES
+    assert w.source == "imagefolder" and w.resolution == 176 and w.class_names == ID_CLASSES
     assert len(w.id_train) == 6 * 3 and len(w.id_val) == 2 * 3 and len(w.id_test) == 4 * 3
-    assert w.id_train.x.shape[1:] == (3, 40, 40) and w.id_test.x.dtype == torch.uint8
+    assert w.id_train.x.shape[1:] == (3, 176, 176) and w.id_test.x.dtype == torch.uint8
     # id_train/id_val come from train/ (disjoint files), id_test from val/
     tr, va = w.id_train.meta["files"], w.id_val.meta["files"]
     assert len(tr) == len(w.id_train) and len(va) == len(w.id_val) and not set(tr) & set(va)
@@ -89,7 +90,7 @@ def test_full_benchmark_is_a_world_from_the_image_folders(full_env):
     assert all(v.flags is None for v in w.ood.values())
     units = benchmark_unit_tests(w, cfg, 0)
     assert sorted(units) == ["black", "smooth_noise", "uniform", "white"]  # archive folder names -> our keys
-    assert all(u.shape == (3, 3, 40, 40) for u in units.values())
+    assert all(u.shape == (3, 3, 176, 176) for u in units.values())
     with pytest.raises(ValueError, match="only in the generated world"):
         w.popular("x", n=10, p=0.5)
 
@@ -176,5 +177,46 @@ def test_ch3_notebook_runs_in_full_profile_on_standins(standins, tmp_path):
     contam = df[df.section == "contamination"]
     assert len(contam) == 3 and (contam.verdict == "not testable at this scale").all()
     nb = next((out / "full").rglob("ch3_ninco.ipynb")).read_text()
-    assert "Skipped: contamination study" in nb and "imagefolder world" in nb
+    assert "Not in this run:" in nb and "contamination study" in nb and "imagefolder world" in nb
     assert "Traceback" not in nb
+
+
+# --------------------------------------------------------------------------- each checkpoint's own input pipeline
+def test_input_pipeline_refuses_upsampling_crop_and_squash():
+    from repro.studies.ch3_ninco.zoo import ZooEntry, check_input_pipeline, input_mismatch
+
+    vit = ZooEntry("tiny", "test_vit", pretrained=True)  # timm data config: 160 px, crop 0.95, centre
+    assert input_mismatch(vit, 176, 1.0) is None
+    assert "upsampling" in input_mismatch(vit, 40, 1.0)  # the old 40 px stand-in store fed a 160 px model
+    assert "crop_pct" in input_mismatch(vit, 384, 0.875)  # the model needs more context than the stored crop
+    sq = ZooEntry("cnx2", "convnextv2_large.fcmae_ft_in22k_in1k_384", pretrained=True)
+    assert "squash" in input_mismatch(sq, 512, 1.0)
+    with pytest.raises(ValueError, match="(?s)2 zoo entries.*resolution"):
+        check_input_pipeline([vit, sq, ZooEntry("t", "resnet_t")], 40, 1.0)
+
+
+def test_pretrained_transform_crops_the_models_region():
+    import timm
+
+    from repro.studies.ch3_ninco.zoo import pretrained_transform
+
+    m = timm.create_model("test_vit", pretrained=False, num_classes=3)
+    x = torch.zeros(1, 3, 200, 200, dtype=torch.uint8)
+    x[..., 95:105, 95:105] = 255  # a centre square; the border ring would be cut by a 0.5 crop
+    x[..., :5, :] = 255
+    t_full, t_half = pretrained_transform(m, 0.95), pretrained_transform(m, 1.9)  # crop 0.95/0.95 and 0.95/1.9
+    assert t_full.crop_frac == 1.0 and t_half.crop_frac == pytest.approx(0.5)
+    assert t_full.id != t_half.id and "centre0.5000" in t_half.id
+    out = t_half(x)
+    assert out.shape == (1, 3, 160, 160)
+    assert out[..., :20, :].max() < out.max()  # the top stripe is outside the central half
+
+
+def test_plan_refuses_mismatched_checkpoints_before_loading(full_env):
+    from repro.core.config import chapter_config
+    from repro.studies.ch3_ninco.experiment import plan
+
+    cfg = chapter_config("ch3", "full")
+    bad = {**cfg, "benchmark": {**cfg["benchmark"], "resolution": 40}}
+    with pytest.raises(ValueError, match="upsampling"):
+        plan(bad, "full", 0)

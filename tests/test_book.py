@@ -63,3 +63,17 @@ def test_smoke_book_end_to_end(smoke_site):
     r2 = subprocess.run(smoke_site["args"] + ["-n"], env=smoke_site["env"], capture_output=True, text=True)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert "repro.cli" not in r2.stdout, "make plans work after a complete build:\n" + r2.stdout[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_smoke_pages_have_no_logs_or_machine_paths(smoke_site):
+    """No tqdm bars, `[repro.*]` log lines or absolute paths in any executed smoke notebook (they go to
+    the terminal and results/<profile>/logs/ instead), and each records the profile/seed/device it ran with."""
+    assert smoke_site["rc"] == 0, smoke_site["log"]
+    problems = []
+    for nb in NOTEBOOKS:
+        ex = book.executed_path(nb, "smoke", smoke_site["results"])
+        problems += [f"{nb.stem}: {p}" for p in book.page_output_problems(ex)]
+        assert book.run_info(ex)["profile"] == "smoke" and book.run_info(ex)["seed"] == 0
+    assert not problems, "\n".join(problems[:40])

@@ -1,6 +1,9 @@
 """The built smoke-profile book, opened page by page in headless Chromium (selenium + Debian's
 chromium-driver): every page loads, no broken internal link or image, every figure is drawn
-(non-zero natural size and a non-blank screenshot), the search page finds a method name.
+(non-zero natural size and a non-blank screenshot) and shown wide enough to read, every table has
+the same number of cells in each row, no tag leaked un-escaped into the page (it would become an
+unknown element, e.g. ``<eot>``) or double-escaped (``&lt;`` shown as text), the search page finds
+a method name.
 
 Skipped, with the reason, when Chromium or its driver is missing: `make test` installs both on a
 machine where it may (`apt-get install chromium chromium-driver`, root), else see the README."""
@@ -100,6 +103,83 @@ def test_every_page_loads_and_every_figure_is_drawn(smoke_site, driver):
     chapters = list((html / "chapters").glob("*.html"))
     if chapters:
         assert n_images >= len(chapters), "every chapter shows at least one figure"
+
+
+# Runs in the page: every reader-facing defect of tables, tags and images, as strings.
+PAGE_CHECKS_JS = r"""
+const minScale = arguments[0];
+const out = [];
+const root = document.querySelector('article') || document.querySelector('main') || document.body;
+if (!root) return out;  // a redirect page (index.html) that is already navigating away
+// 1. tables whose rows have different numbers of cells (a | in a Markdown cell shifts columns)
+root.querySelectorAll('table').forEach((t, ti) => {
+  const width = r => Array.from(r.cells).reduce((n, c) => n + (c.colSpan || 1), 0);
+  const rows = Array.from(t.rows).filter(r => !r.closest('table') || r.closest('table') === t);
+  if (!rows.length) return;
+  const head = width(rows[0]);
+  rows.forEach((r, ri) => {
+    if (width(r) !== head) out.push(`table ${ti} row ${ri}: ${width(r)} cells, header has ${head}: ` +
+                                     r.innerText.slice(0, 80));
+  });
+});
+// 2. tags that leaked into the DOM un-escaped (<EOT>, <eos>) and text that was escaped twice
+root.querySelectorAll('*').forEach(el => {
+  if (el instanceof HTMLUnknownElement && !el.tagName.includes('-'))
+    out.push(`un-escaped tag <${el.tagName.toLowerCase()}> in: ` + ((el.parentElement || el).innerText || '').slice(0, 80));
+});
+const text = root.innerText;
+const dbl = text.match(/&(lt|gt|amp|quot);/);
+if (dbl) out.push(`double-escaped entity ${dbl[0]} shown as text near: ` +
+                  text.slice(Math.max(0, dbl.index - 40), dbl.index + 40));
+// 3. images scaled below what their text needs (the figure was made wider than the page)
+root.querySelectorAll('img').forEach(img => {
+  if (!img.complete || !img.naturalWidth || img.naturalWidth < 200) return;
+  const scale = img.clientWidth / img.naturalWidth;
+  if (scale < minScale) out.push(`image ${img.getAttribute('src')} shown at ${Math.round(100 * scale)} % ` +
+                                 `(${img.clientWidth} of ${img.naturalWidth} px; at least ${Math.round(100 * minScale)} % keeps its text readable)`);
+});
+return out;
+"""
+
+
+def page_problems(driver) -> list[str]:
+    """Table, tag and image defects of the page loaded in ``driver`` (see PAGE_CHECKS_JS)."""
+    from repro.plots import min_display_scale
+
+    return driver.execute_script(PAGE_CHECKS_JS, min_display_scale())
+
+
+def test_tables_tags_and_image_widths(smoke_site, driver):
+    assert smoke_site["rc"] == 0, smoke_site["log"]
+    html = smoke_site["html"]
+    problems = []
+    for page in _pages(html):
+        driver.get(page.as_uri())
+        problems += [f"{page.relative_to(html)}: {p}" for p in page_problems(driver)]
+    assert not problems, "\n".join(problems[:60])
+
+
+def test_page_checks_catch_the_defects(driver, tmp_path):
+    """The in-page checks themselves, on a page with one defect of each kind and a clean table."""
+    from PIL import Image
+
+    Image.new("RGB", (1600, 400), "white").save(tmp_path / "wide.png")
+    (tmp_path / "p.html").write_text(
+        "<html><body><main><article>"
+        "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"
+        "<table><tr><th>claim</th><th>verdict</th></tr><tr><td>x</td><td>y</td><td>z</td></tr></table>"
+        "<p>target <EOT> here</p><p>shown &amp;lt; twice</p>"
+        "<img src='wide.png' style='width:700px'>"
+        "</article></main></body></html>")
+    driver.get((tmp_path / "p.html").as_uri())
+    driver.execute_script("return new Promise(r => { const i = document.images[0]; "
+                          "i.complete ? r() : (i.onload = r); });")
+    probs = page_problems(driver)
+    assert any(p.startswith("table 1 row 1: 3 cells") for p in probs), probs
+    assert not any(p.startswith("table 0") for p in probs), probs
+    assert any("un-escaped tag <eot>" in p for p in probs), probs
+    assert any("double-escaped" in p for p in probs), probs
+    assert any("wide.png shown at 44 %" in p for p in probs), probs
 
 
 def test_search_finds_a_method_name(smoke_site, driver):

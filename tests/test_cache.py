@@ -61,7 +61,7 @@ def test_corrupt_entry_is_recomputed_never_loaded(tmp_path, damage):
         return np.arange(1000)
 
     cache.get_or_compute("unit.c", {}, fn, root=tmp_path)
-    path = cache.entry_path("unit.c", cache.key_for("unit.c", {}), tmp_path)
+    path = cache.entry_path("unit.c", cache.key_for("unit.c", {}, code=__name__), tmp_path)
     data = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(data[: len(data) // 2])
@@ -117,19 +117,19 @@ def test_sigkill_during_write_leaves_no_loadable_entry(tmp_path):
                 def __exit__(self, *a): f.close()
             return Slow()
         os.fdopen = slow_fdopen
-        cache.get_or_compute("unit.kill", {{}}, lambda: np.zeros(4_000_000), root=root)
+        cache.get_or_compute("unit.kill", {{}}, lambda: np.zeros(4_000_000), root=root, code="repro.core.config")
     """)
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     assert "WRITING" in line
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    path = cache.entry_path("unit.kill", cache.key_for("unit.kill", {}), tmp_path)
+    path = cache.entry_path("unit.kill", cache.key_for("unit.kill", {}, code="repro.core.config"), tmp_path)
     assert not path.exists()
     leftovers = list(path.parent.glob(".tmp-*"))
     assert leftovers, "the killed writer should have left only a temporary file"
     # A rerun computes and stores a valid entry; the leftover temp file is ignored.
-    v = cache.get_or_compute("unit.kill", {}, lambda: np.ones(3), root=tmp_path)
+    v = cache.get_or_compute("unit.kill", {}, lambda: np.ones(3), root=tmp_path, code="repro.core.config")
     np.testing.assert_array_equal(v, np.ones(3))
     assert cache.read_entry(path).sum() == 3
 

@@ -72,9 +72,9 @@ def test_unwritable_results_dir_message(tmp_path, monkeypatch):
 def test_profile_dir_override_replaces_one_chapter(tmp_path, monkeypatch):
     from repro.core import config
 
-    (tmp_path / "ch3.yaml").write_text("smoke: {marker: 1}\ncpu: {marker: 2}\nfull: {marker: 3}\n")
+    (tmp_path / "ch3.yaml").write_text("smoke: {torch_threads: 1}\ncpu: {torch_threads: 2}\nfull: {torch_threads: 3}\n")
     monkeypatch.setenv("REPRO_PROFILE_DIR", str(tmp_path))
-    assert config.chapter_config("ch3", "full") == {"marker": 3}
+    assert config.chapter_config("ch3", "full") == {"torch_threads": 3}
     assert config.profile_path("ch4") == config.PROFILE_DIR / "ch4.yaml"  # no override file: packaged one
     (tmp_path / "ch4.yaml").write_text("smoke: {}\n")
     with pytest.raises(ValueError, match="lacks the profile section"):

@@ -26,9 +26,9 @@ def test_corrected_scaling_gives_l1_and_printed_does_not():
     half_tr = 0.5 * torch.trace(dln.rescaled_hessian(u, v, X, y, "corrected"))
     assert abs(float(half_tr) - float(beta.abs().sum())) < 1e-10  # diag(XᵀX) = 1
     half_tr_p = 0.5 * torch.trace(dln.rescaled_hessian(u, v, X, y, "printed"))
-    assert abs(float(half_tr_p) - float(beta.abs().sum())) > 1e-3  # notes D9
+    assert abs(float(half_tr_p) - float(beta.abs().sum())) > 1e-3  # the the chapter implementation notes
     half_tr_e = 0.5 * torch.trace(dln.rescaled_hessian(u, v, X, y, "elementwise"))
-    assert abs(float(half_tr_e) - float((beta ** 2).sum())) < 1e-10  # S:3528
+    assert abs(float(half_tr_e) - float((beta ** 2).sum())) < 1e-10  # Sec. 8.3 (App. A)
     # balanced solutions: both assignments coincide
     ub = beta.abs().sqrt() * torch.sign(beta)
     vb = beta.abs().sqrt()

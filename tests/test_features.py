@@ -157,3 +157,31 @@ def test_conv_classifier_becomes_linear_with_identical_outputs():
         torch.testing.assert_close(classifier_head(m)(f), ref)
     f2 = extract_uncached(m, (x.clamp(-1, 1) * 127.5 + 127.5).to(torch.uint8), device="cpu")
     assert f2.head.W.shape == (3, f.shape[1])
+
+
+def test_feature_cache_key_changes_with_every_input(model, images):
+    """Issue 20 item 6: the key had no device or dtype, so CPU fp32 and CUDA bf16-autocast entries
+    were shared. Each input of the key is perturbed and must change it."""
+    import copy
+
+    from repro.core.cache import fingerprint
+    from repro.ood.features import extraction_mode, feature_cache_params
+
+    base = feature_cache_params(model, images, "cpu")
+    assert extraction_mode(model, "cpu") == {"device": "cpu", "dtype": "float32", "autocast": None}
+    assert extraction_mode(model, "cuda") == {"device": "cuda", "dtype": "float32", "autocast": "bfloat16"}
+    m2 = copy.deepcopy(model)
+    with torch.no_grad():
+        next(m2.parameters()).add_(1e-3)
+    imgs2 = images.clone()
+    imgs2[0, 0, 0, 0] ^= 1
+    variants = {
+        "device": feature_cache_params(model, images, "cuda"),
+        "dtype": feature_cache_params(copy.deepcopy(model).double(), images, "cpu"),
+        "weights": feature_cache_params(m2, images, "cpu"),
+        "images": feature_cache_params(model, imgs2, "cpu"),
+        "transform": feature_cache_params(model, images, "cpu", transform_id="other"),
+    }
+    k0 = fingerprint(base)   # the cache key hashes these params (with the code fingerprint)
+    for what, p in variants.items():
+        assert fingerprint(p) != k0, what

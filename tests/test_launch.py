@@ -161,7 +161,7 @@ def test_submitit_sweep_kill_retry_failure_and_status(env):
 def _example_jobs(profile: str, seed: int) -> list:
     """A two-stage test chapter: stage 2 (i = 10 + sum of stage-1 i) exists once stage 1 is cached."""
     stage1 = [Job("repro.launch.runner:example_job", {"i": i + seed}, "t_example", label=f"example {i}") for i in range(3)]
-    res = launch._results_if_done(stage1)
+    res = launch.results_if_done(stage1)
     if res is None:
         return stage1
     return stage1 + [Job("repro.launch.runner:example_job", {"i": 10 + sum(r["i"] for r in res)}, "t_example", label="stage 2")]
@@ -200,14 +200,38 @@ def test_status_running_then_pending_after_cache_clear(env):
     assert launch.status(jobs, sweep="st")[0]["state"] == "pending"
 
 
-def test_builders_express_chapter_loops():
-    for ch in ("ch3", "ch4", "ch5", "ch6", "ch7"):
+def test_builders_come_from_the_studies_jobs_modules():
+    """Each chapter's sweep is its study's jobs.build; the run layer names no chapter and no job function."""
+    import ast
+    import importlib
+
+    sweeps = launch.sweep_chapters()
+    assert {"ch3", "ch5", "ch6", "ch7"} <= set(sweeps)
+    packages = launch.study_packages()
+    assert set(packages) == {"ch3", "ch4", "ch5", "ch6", "ch7", "appendix"}
+    for ch in sweeps:
+        if ch not in packages:
+            continue  # registered in-process by a test
+        module = importlib.import_module(f"repro.studies.{packages[ch]}.jobs")
+        assert launch.get(ch) is module.build
         jobs = launch.jobs_for(ch, "smoke", 0)
         assert jobs and len({j.key for j in jobs}) == len(jobs)
         for j in jobs:
+            assert j.fn.startswith(f"repro.studies.{packages[ch]}."), j.fn  # the study's own job functions
             launch.resolve(j.fn)
+    for ch in sorted(set(packages) - set(sweeps)):  # a chapter without a sweep says so, with the ones that exist
+        with pytest.raises(ValueError, match=r"has no sweep.*jobs does not exist.*ch3, "):
+            launch.jobs_for(ch, "smoke", 0)
+    with pytest.raises(ValueError, match="not a chapter of repro.studies"):
+        launch.jobs_for("ch99", "smoke", 0)
     with pytest.raises(ValueError, match="no full-profile sweep"):  # said, not silently empty
         launch.jobs_for("ch3", "full", 0)
+    src = (Path(launch.__file__).read_text() + (Path(launch.__file__).parent / "cli.py").read_text())
+    tree = ast.parse(src)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+        n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert not [n for n in names if re.match(r"_?ch\d", n)], "the run layer defines chapter-specific code"
+    assert "repro.studies.ch" not in src
 
 
 def visible_gpus_of_job(i: int) -> dict:

@@ -1,6 +1,6 @@
 """Each chapter's sweep fills exactly the cache entries its notebook reads.
 
-For every chapter with a job builder: run the sweep (in-process) from a cold cache, then make the
+For every chapter with a sweep (its study's ``jobs.py``): run the sweep (in-process) from a cold cache, then make the
 notebook's own calls (copied from ``notebooks/chN_*.ipynb``) and require that none of the chapter's
 expensive cache names is computed again. Sizes come from a tmp ``REPRO_PROFILE_DIR`` (the smoke
 profile, shrunk further) so the whole file stays around a minute on 2 cores.
@@ -75,17 +75,15 @@ def test_ch3_zoo(tiny):
 
 def test_ch5_zoo_sharpness_ablation(tiny):
     from repro.core.config import chapter_config
-    from repro.sharpness import MAIN_DEFINITION
     from repro.studies.ch5_sharpness import experiment as zoo
 
     def nb():  # the zoo calls of notebooks/ch5_sharpness.ipynb
         cfg = chapter_config("ch5", "smoke")
         data = zoo.prepare_data(cfg)
         study = zoo.run_study(cfg, data, seed=0, progress=False)
-        main_rho = [r for d, r in study["grid"] if d == MAIN_DEFINITION][0]
-        zoo.ablation_frame(zoo.kept_entries(study["entries"], study["zdf"], cfg["train_err_max"]), data, cfg,
-                           MAIN_DEFINITION, main_rho, seed=0)
-        vit = zoo.run_study(zoo.zoo_config(cfg, "zoo_vit"), data, seed=0, progress=False)
+        zoo.run_ablation(study, data, cfg, seed=0)
+        zoo.run_augmentation(study, data, cfg, seed=0)
+        vit = zoo.run_study(zoo.zoo_study_config(cfg, "zoo_vit"), data, seed=0, progress=False)
         assert len(vit["entries"]) == 2 and vit["zdf"].filter(like="@").notna().all().all()
 
     jobs = _sweep_then("ch5", ("ch5_zoo_model", "ch5_sharpness"), nb)

@@ -76,7 +76,7 @@ def test_conventions_differ_and_swap_roles():
 
 
 def test_gaussian_closed_form():
-    # ID ~ N(1,1), OOD ~ N(0,1): FPR@95 = 1 - Phi(1 - 1.645), AUROC = Phi(1/sqrt 2) (notes §8.5)
+    # ID ~ N(1,1), OOD ~ N(0,1): FPR@95 = 1 - Phi(1 - 1.645), AUROC = Phi(1/sqrt 2) (the the chapter implementation notes)
     rng = np.random.default_rng(3)
     a, b = rng.normal(1, 1, 400_000), rng.normal(0, 1, 400_000)
     assert fpr_at_95tpr(a, b) == pytest.approx(1 - norm.cdf(1 - norm.ppf(0.95)), abs=3e-3)

@@ -155,19 +155,20 @@ def test_feature_norm_detector_is_registered_and_scores_the_norm():
 
 
 def test_train_l2_model_is_cached_and_refuses_pretrained():
+    from repro.studies.appendix_related.experiment import train_l2_model
     from repro.studies.ch3_ninco.zoo import zoo_entries
 
     w = _tiny_world()
     e = zoo_entries([{"name": "c", "arch": "convnext_t", "optimizer": "adamw", "lr": 0.002, "epochs": 1,
                       "weight_decay": 0.05, "batch_size": 16}])[0]
-    a = L2.train_l2_model(w, e, seed=0, device="cpu", progress=False)
-    b = L2.train_l2_model(w, e, seed=0, device="cpu", progress=False)
+    a = train_l2_model(w, e, seed=0, device="cpu", progress=False)
+    b = train_l2_model(w, e, seed=0, device="cpu", progress=False)
     assert isinstance(a.model, L2.L2NormalizedNet) and a.name == "c+l2" and 0 <= a.test_acc <= 1
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k])
     pre = zoo_entries([{"name": "p", "arch": "resnet18", "pretrained": True}])[0]
     with pytest.raises(ValueError, match="from scratch"):
-        L2.train_l2_model(w, pre, device="cpu")
+        train_l2_model(w, pre, device="cpu")
 
 
 # ---------------------------------------------------------------------------------------- UM

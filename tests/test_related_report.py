@@ -30,8 +30,15 @@ def _um(final, best, um_fpr, best_epoch=3, epochs=10, acc_um=79.0):
                        "mean_auroc": 0, "test_acc": 78.0},
                       {"stage": "UM", "detector": "energy", "mean_fpr": um_fpr, "mean_auroc": 0, "test_acc": acc_um}])
     t = _table({("u", "final"): {"energy": final, "maha_pp": 20.0}, ("u", "UM"): {"energy": um_fpr, "maha_pp": 25.0}}, None)
+    # held-out selection: the gap judged on the evaluation half, with a bootstrap interval around it
+    gap = final - best
+    curve = pd.DataFrame([{"epoch": e, "split": sp, "fpr": f} for e, f in ((best_epoch, best), (epochs, final))
+                          for sp in ("selection", "evaluation")])
+    sel = {"best_epoch": best_epoch, "last_epoch": epochs, "gap_select": gap, "gap_eval": gap,
+           "ci_low": gap - 0.5 if best_epoch < epochs else 0.0, "ci_high": gap + 0.5 if best_epoch < epochs else 0.0,
+           "fpr_final_eval": final, "fpr_best_eval": best, "curve": curve}
     return {"summary": s, "table": t, "detector": "energy", "best_epoch": best_epoch, "epochs": epochs, "level": 0.1,
-            "keep": 0.975, "ascent_share": 0.3}
+            "keep": 0.975, "ascent_share": 0.3, "selection": sel}
 
 
 def _st(vanilla, setar):

@@ -8,6 +8,7 @@ import pytest
 
 from repro.ood.features import Features
 from repro.studies.ch4_mahapp import report as R
+from repro.studies.ch4_mahapp import experiment as X
 from repro.ood.detectors import Head
 from repro.reference import VERDICTS
 
@@ -155,17 +156,17 @@ def test_scaling_endpoints_and_diagnostic_models():
     avg = pd.DataFrame(dict(maha=[50.0, 40, 30, 20], maha_pp=[10.0, 45, 25, 19]), index=["a", "b", "c", "d"])
     avg.loc["Average"] = avg.mean()
     # gains: a 40, c 5, d 1, b -5 -> largest, smallest, then the next largest
-    assert R.diagnostic_models(avg, 3) == ["a", "b", "c"]
-    assert R.diagnostic_models(avg, 1) == ["a"]
+    assert X.diagnostic_models(avg, 3) == ["a", "b", "c"]
+    assert X.diagnostic_models(avg, 1) == ["a"]
 
 
 def test_benchmark_config_merges_chapter4_keys():
     cfg3 = {"benchmark": {"resolution": 224, "openood": []}, "zoo": [{"name": "x", "arch": "resnet_t"}], "world": 1}
-    out = R.benchmark_config(cfg3, {"benchmark": {"openood": ["ssb_hard"]}, "zoo": [{"name": "y", "arch": "vit_t"}]})
+    out = X.benchmark_config(cfg3, {"benchmark": {"openood": ["ssb_hard"]}, "zoo": [{"name": "y", "arch": "vit_t"}]})
     assert out["benchmark"] == {"resolution": 224, "openood": ["ssb_hard"]}
     assert out["zoo"][0]["name"] == "y" and out["world"] == 1
     assert cfg3["benchmark"]["openood"] == []  # input untouched
-    assert R.benchmark_config(cfg3, {}) == cfg3
+    assert X.benchmark_config(cfg3, {}) == cfg3
 
 
 def test_paper_model_comparison_matches_names():
@@ -210,7 +211,7 @@ def synthetic():
 def test_evaluate_suite_and_tables(synthetic):
     feats, accs = synthetic
     dets = {"msp": {}, "maha": {}, "maha_pp": {}, "rmaha": {}, "rmaha_pp": {}}
-    suite = R.evaluate_suite(feats, dets, ["ninco", "far"], ninco_class_names=["a", "b", "c"])
+    suite = X.evaluate_suite(feats, dets, ["ninco", "far"], ninco_class_names=["a", "b", "c"])
     assert len(suite.metrics) == 2 * 5 * 2
     assert suite.metrics.fpr.between(0, 100).all() and suite.metrics.auroc.between(0, 100).all()
     assert suite.score("plain", "maha", "id").shape == (100,)
@@ -230,18 +231,18 @@ def test_evaluate_suite_and_tables(synthetic):
     # the norm confound: only normalisation removes it
     assert avg.loc["scaled", "maha_pp"] < avg.loc["scaled", "maha"]
 
-    diag, lemma = R.gaussianity_table(feats, accs, suite, seed=0)
+    diag, lemma = X.gaussianity_table(feats, accs, suite, seed=0)
     assert set(lemma) == {"plain", "scaled"}
     assert diag.loc["scaled", "norm_within_ratio"] > diag.loc["plain", "norm_within_ratio"]
-    long, conf = R.norm_confound_by_model(feats, suite)
+    long, conf = X.norm_confound_by_model(feats, suite)
     assert abs(conf.loc["scaled", "score: maha"]) > abs(conf.loc["scaled", "score: maha_pp"])
-    curves, scaling = R.norm_scaling_curves(feats, ["scaled"], [0.5, 1.0, 2.0])
+    curves, scaling = X.norm_scaling_curves(feats, ["scaled"], [0.5, 1.0, 2.0])
     assert set(scaling.model) == {"scaled (Maha)"} and len(scaling) == 3
-    panels = R.norm_score_panels("scaled", feats["scaled"], suite)
+    panels = X.norm_score_panels("scaled", feats["scaled"], suite)
     assert len(panels) == 2 and all(len(p["norm_id"]) == 100 for p in panels.values())
-    dn = R.dataset_norm_groups(feats["plain"], ["ninco", "far"])
+    dn = X.dataset_norm_groups(feats["plain"], ["ninco", "far"])
     assert list(dn) == ["ID test", "OOD: ninco", "OOD: far", "unit tests (all 1)"]
-    ssd = R.ssd_plus_table(feats, pooled, [2], seed=0)
+    ssd = X.ssd_plus_table(feats, pooled, [2], seed=0)
     assert list(ssd.columns) == ["maha_pp", "ssd_plus_k2"]
     claims = R.mahapp_claims(avg, pooled, fails, n_tests, diag, conf, scaling, list(dets))
     assert len(claims) == 13
@@ -250,9 +251,9 @@ def test_evaluate_suite_and_tables(synthetic):
 def test_evaluate_suite_bad_input(synthetic):
     feats, _ = synthetic
     with pytest.raises(ValueError, match="ninco_set"):
-        R.evaluate_suite(feats, {"msp": {}}, ["far"])
+        X.evaluate_suite(feats, {"msp": {}}, ["far"])
     with pytest.raises(ValueError, match="no features for OOD set"):
-        R.evaluate_suite(feats, {"msp": {}}, ["ninco", "near"])
+        X.evaluate_suite(feats, {"msp": {}}, ["ninco", "near"])
 
 
 def test_extract_zoo_features_names_missing_sets():
@@ -260,7 +261,7 @@ def test_extract_zoo_features_names_missing_sets():
         ood = {"ninco": None}
 
     with pytest.raises(ValueError, match="ch4.yaml"):
-        R.extract_zoo_features([], W(), ["ninco", "ssb_hard"], {})
+        X.extract_zoo_features([], W(), ["ninco", "ssb_hard"], {})
 
 
 # --------------------------------------------------------------------------- full profile on local stand-ins
@@ -316,7 +317,7 @@ def full_standins(tmp_path_factory):
     pdir = tmp / "profiles"
     pdir.mkdir()
     p3 = yaml.safe_load((PROFILE_DIR / "ch3.yaml").read_text())
-    p3["full"]["benchmark"] = {"resolution": 40, "crop_pct": 1.0, "n_train_per_class": 6, "n_val_per_class": 2,
+    p3["full"]["benchmark"] = {"resolution": 176, "crop_pct": 1.0, "n_train_per_class": 6, "n_val_per_class": 2,
                                "n_test_per_class": 4, "ninco_max_per_class": 3, "workers": 2}
     (pdir / "ch3.yaml").write_text(yaml.safe_dump(p3, sort_keys=False))
     p4 = yaml.safe_load((PROFILE_DIR / "ch4.yaml").read_text())
@@ -326,6 +327,7 @@ def full_standins(tmp_path_factory):
     full["zoo"] = [{"name": f"tiny-vit-{i}", "arch": "test_vit", "pretrained": True, "checkpoint": str(c)}
                    for i, c in enumerate(ckpts)]
     full["detectors"]["nnguide"] = {"k": 2, "bank_fraction": 0.5}
+    full["detectors"]["knn"] = {"k": 3}  # the paper's K = 1000 needs more than the stand-ins' 18 train images
     full["ssd_plus_clusters"] = [2]
     full["diagnostic_models"] = 2
     (pdir / "ch4.yaml").write_text(yaml.safe_dump(p4, sort_keys=False))
@@ -348,7 +350,7 @@ def test_full_profile_world_zoo_and_suite_on_standins(full_env, tmp_path, monkey
 
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     cfg = chapter_config("ch4", "full")
-    cfg3 = R.benchmark_config(chapter_config("ch3", "full"), cfg)
+    cfg3 = X.benchmark_config(chapter_config("ch3", "full"), cfg)
     assert cfg3["benchmark"]["openood"] == cfg["benchmark"]["openood"]
     world = load_ood_benchmark(cfg3, "full", 0)
     assert set(cfg["ood_sets"]) <= set(world.ood)
@@ -356,11 +358,11 @@ def test_full_profile_world_zoo_and_suite_on_standins(full_env, tmp_path, monkey
     zoo = trained_zoo(world, zoo_entries(cfg3), seed=0, progress=False)
     assert [z.name for z in zoo] == ["tiny-vit-0", "tiny-vit-1"]
     units = benchmark_unit_tests(world, cfg3, 0)
-    feats, accs = R.extract_zoo_features(zoo, world, cfg["ood_sets"], units)
+    feats, accs = X.extract_zoo_features(zoo, world, cfg["ood_sets"], units)
     assert set(feats["tiny-vit-0"]["ood"]) == set(cfg["ood_sets"]) and len(feats["tiny-vit-0"]["unit"]) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 18 train samples, 64 dims: singular covariances by design
-        suite = R.evaluate_suite(feats, cfg["detectors"], cfg["ood_sets"],
+        suite = X.evaluate_suite(feats, cfg["detectors"], cfg["ood_sets"],
                                  ninco_class_names=world.ood["ninco"].class_names)
     assert set(suite.metrics.detector) == set(cfg["detectors"]) and set(suite.metrics.dataset) == set(cfg["ood_sets"])
     assert len(suite.units) == 2 * len(cfg["detectors"]) * 3
@@ -377,7 +379,7 @@ def test_full_profile_missing_openood_names_the_manifest(full_env, tmp_path, mon
     shutil.copytree(full_env["data"] / "imagenet", data / "imagenet", copy_function=os.link)
     shutil.copytree(full_env["data"] / "ninco", data / "ninco", copy_function=os.link)
     monkeypatch.setenv("REPRO_DATA", str(data))
-    cfg3 = R.benchmark_config(chapter_config("ch3", "full"), chapter_config("ch4", "full"))
+    cfg3 = X.benchmark_config(chapter_config("ch3", "full"), chapter_config("ch4", "full"))
     with pytest.raises(MissingAsset, match="openood_v15_imagenet"):
         load_ood_benchmark(cfg3, "full", 0)
 
@@ -401,8 +403,8 @@ def test_small_models_score_with_one_blas_thread():
 
     F = lambda d: dict(train=Features(np.ones((2, d)), np.ones((2, 2)), None, Head(np.ones((2, d)), np.zeros(2))))  # noqa: E731
     before = blas_threads()
-    with R._small_blas({"a": F(64)}):
+    with X._small_blas({"a": F(64)}):
         assert blas_threads() == 1
-    with R._small_blas({"a": F(64), "b": F(R.SMALL_DIM + 1)}):
+    with X._small_blas({"a": F(64), "b": F(X.SMALL_DIM + 1)}):
         assert blas_threads() == before
     assert blas_threads() == before

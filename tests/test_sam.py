@@ -98,7 +98,7 @@ def test_l2_geometry_budget_on_perturbed_set(variant, params):
         nz = T != 0
         sq += float(((e[nz] / T[nz]).double() ** 2).sum())
         assert torch.count_nonzero(e[~nz]) == 0
-    # ||T^{-1} eps||_2 = rho over the perturbed set (paper Eq. 5, App. A.3 L4698)
+    # ||T^{-1} eps||_2 = rho over the perturbed set (paper Eq. 5, App. A.3 Sec. 8.4 (App. A.3))
     assert math.isclose(math.sqrt(sq), 0.3, rel_tol=1e-4)
 
 
@@ -116,7 +116,7 @@ def test_linf_formula_and_on_equals_all_on_norm_params(params):
         if params == "only_norm" and n not in norm_names:
             expect = torch.zeros_like(e)
         torch.testing.assert_close(e, expect, rtol=1e-5, atol=1e-7)
-    # At equal rho el-ℓ∞ ON perturbs γ, β exactly as el-ℓ∞ all does (notes §6.1 item 2).
+    # At equal rho el-ℓ∞ ON perturbs γ, β exactly as el-ℓ∞ all does (the the chapter implementation notes item 2).
     opt2 = SAM(ref, torch.optim.SGD(ref.parameters(), lr=0.1), rho=0.05, variant="elementwise_linf", params="all")
     eps2, _, _ = _eps_after_first_step(ref, opt2, x, y)
     for n in norm_names:
@@ -170,7 +170,7 @@ def test_restore_is_exact_and_descent_updates_all_params(variant, params):
     opt.second_step()
     for n, p in model.named_parameters():
         assert torch.equal(p.detach(), w0[n]), f"{n} not restored bit-exactly"
-    # the descent gradient exists for every parameter (all are updated, L4698 / App. C Eq. 11)
+    # the descent gradient exists for every parameter (all are updated, Sec. 8.4 (App. A.3) / App. C Eq. 11)
     assert all(g is not None and torch.count_nonzero(g) > 0 for g in g_adv.values())
 
 
@@ -437,7 +437,7 @@ def test_trainer_integration_and_make_sam():
 
 
 def test_convergence_bound_theorem_c5():
-    """Theorem C.5 (Eq. 12, L4944): (1/T) Σ ||∇f(w_t)||² <= 2(f(w0)-f*)/(hT) + 2LhM + L²ρ²(1+Lh)
+    """Theorem C.5 (Eq. 12, Sec. 8.4 (App. C)): (1/T) Σ ||∇f(w_t)||² <= 2(f(w0)-f*)/(hT) + 2LhM + L²ρ²(1+Lh)
     for the SAM-ON iteration (Eq. 10-11) with single-sample gradients, on a least-squares problem
     whose first k coordinates play the role of the normalization parameters."""
     g = torch.Generator().manual_seed(0)
@@ -495,7 +495,7 @@ def test_convergence_bound_theorem_c5():
 
 
 def test_adamw_base_steps_with_perturbed_gradient():
-    """With AdamW the 'borrowed' gradient from w + eps replaces the usual one (L291)."""
+    """With AdamW the 'borrowed' gradient from w + eps replaces the usual one (Sec. 2.3)."""
     torch.manual_seed(9)
     a = TinyBN()
     b = copy.deepcopy(a)
@@ -514,3 +514,30 @@ def test_adamw_base_steps_with_perturbed_gradient():
     ref.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
+
+
+# ------------------------------------------------------------------ issue 19 Sec. 2: inert / crashing hyperparameters
+def _tiny():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    return m, torch.optim.SGD(m.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("variant,kw,param", [("sam", dict(eta=0.5), "eta"), ("sam", dict(normalize_bias=False), "normalize_bias"),
+                                              ("fisher", dict(normalize_bias=False), "normalize_bias")])
+def test_sam_rejects_inert_hyperparameters(variant, kw, param):
+    """Before: SAM(variant='sam', eta=0.5) and normalize_bias for sam/fisher were silently ignored."""
+    m, base = _tiny()
+    with pytest.raises(ValueError, match=param):
+        SAM(m, base, rho=0.1, variant=variant, **kw)
+    SAM(m, base, rho=0.1, variant="elementwise_l2", eta=0.5, normalize_bias=False)   # used there
+
+
+@pytest.mark.parametrize("name,kw,param", [("ssam_f", dict(update_every=0), "update_every"),
+                                           ("ssam_d", dict(update_every=0), "update_every"),
+                                           ("random_mask", dict(resample_every=-1), "resample_every"),
+                                           ("ssam_f", dict(sparsity=1.5), "sparsity")])
+def test_selection_bad_values_raise_at_construction(name, kw, param):
+    """Before: update_every=0 raised ZeroDivisionError at the first update step."""
+    with pytest.raises(ValueError, match=param):
+        rs.selection.get(name, **kw)

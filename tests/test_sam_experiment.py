@@ -63,7 +63,7 @@ def test_paper_tables_match_the_notes():
     t6 = load_paper_table("samon_T6_sharpness")
     v = t6[(t6.metric == "sharpness") & (t6.method == "SAM ON") & (t6.rho.astype(str) == "0.005")]["mean"]
     assert list(v) == [0.296]
-    assert "L4" in table_source("samon_T5_sparse")
+    assert "Table 5" in table_source("samon_T5_sparse")
 
 
 def test_feature_rank_matches_numpy_svd():
@@ -133,7 +133,8 @@ def test_full_profile_path_on_a_tiny_cifar_stand_in(tmp_path, monkeypatch):
     full = chapter_config("ch6", "full")
     assert full["model"] == "wrn28_10" and full["train"]["epochs"] == 200
     cfg = dict(full, model="wrn10_1", seeds=[0], variants=["sam"], rho_grid={"sam": full["rho_grid"]["sam"]},
-               blocks=["B3"], sparse=[], train=dict(full["train"], epochs=1, batch_size=20), val_size=10)
+               blocks=["B3"], sparse=[], sparse_levels={}, fix_norm=False,
+               train=dict(full["train"], epochs=1, batch_size=20), val_size=10)
     data = make_data_cifar(cfg, tmp_path)
     assert len(data["x_val"]) == 10 and len(data["x_train"]) == 30
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))

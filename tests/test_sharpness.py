@@ -55,7 +55,7 @@ def test_twelve_definitions_registered():
 
 
 def test_checkpoints_match_released_code():
-    # notes §2.2 (derived from the released code's formula)
+    # the the chapter implementation notes (derived from the released code's formula)
     assert checkpoints(20) == [5, 9, 12, 15, 16, 18, 19, 20]
     assert checkpoints(50) == [11, 21, 29, 35, 40, 44, 47, 50]
 
@@ -64,7 +64,7 @@ def test_checkpoints_match_released_code():
 def test_logit_normalization(conv, k):
     z = torch.randn(7, 10, dtype=torch.float64)
     a = logit_normalize(z, conv)
-    # positive scaling and shifts of the logits do not change the normalized logits (S:3461)
+    # positive scaling and shifts of the logits do not change the normalized logits (Sec. 8.3 (Sec. 3.2))
     assert torch.allclose(a, logit_normalize(3.7 * z + 2.0, conv))
     if conv == "std":
         assert torch.allclose(a.pow(2).mean(-1), torch.ones(7, dtype=torch.float64))
@@ -202,15 +202,46 @@ def test_does_not_modify_model_and_restores_train_mode():
         assert torch.equal(v, before[k]), k
 
 
-def test_uint8_inputs_are_preprocessed():
+def test_uint8_inputs_use_the_models_declared_normalization():
+    """Issue 19 Sec. 2: uint8 input used to be normalised with the suite's (0.5, 0.5) whatever the model;
+    now the model's declared statistics (or an explicit ``preprocess``) are used and a model that
+    declares none is an error."""
+    from functools import partial
+
     from repro.models import preprocess
     g = torch.Generator().manual_seed(0)
     xu = torch.randint(0, 256, (8, 3, 6, 6), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 3, (8,), generator=g)
     m = _model().float()
+    with pytest.raises(ValueError, match="declares no input normalization"):
+        measure(m, [(xu, y)], "adaptive_worst_linf", 0.01)
+    imagenet = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    b = measure(m, [(preprocess(xu, **imagenet), y)], "adaptive_worst_linf", 0.01)
+    m.pretrained_cfg = dict(imagenet)          # what a timm checkpoint carries
     a = measure(m, [(xu, y)], "adaptive_worst_linf", 0.01)
-    b = measure(m, [(preprocess(xu), y)], "adaptive_worst_linf", 0.01)
     assert abs(a - b) < 1e-6
+    c = measure(m, [(xu, y)], "adaptive_worst_linf", 0.01, preprocess=partial(preprocess, **imagenet))
+    assert abs(c - b) < 1e-6
+    suite = measure(m, [(preprocess(xu), y)], "adaptive_worst_linf", 0.01)
+    assert abs(suite - a) > 1e-6                # the old guess would have given this value
+
+
+def test_suite_models_declare_their_normalization():
+    from repro.models import MEAN, STD, create_model, input_normalization
+
+    assert input_normalization(create_model("resnet_t", 3)) == {"mean": MEAN, "std": STD}
+
+
+def test_remainder_batch_is_an_error_or_explicit():
+    """Issue 19 Sec. 2: m not dividing n used to drop the remainder silently."""
+    x, y = _data(n=20)
+    m = _model()
+    with pytest.raises(ValueError, match="does not divide"):
+        measure(m, [(x, y)], "adaptive_avg_l2", 0.1, m=8, n_samples=2)
+    drop = measure_detailed(m, [(x, y)], "adaptive_avg_l2", 0.1, m=8, n_samples=2, remainder="drop")
+    use = measure_detailed(m, [(x, y)], "adaptive_avg_l2", 0.1, m=8, n_samples=2, remainder="use")
+    assert drop.settings["n_dropped"] == 4 and drop.settings["n_points"] == 16 and len(drop.per_batch) == 2
+    assert use.settings["n_dropped"] == 0 and len(use.per_batch) == 3
 
 
 @pytest.mark.parametrize("kw,err", [
@@ -288,3 +319,20 @@ def test_measure_is_the_same_with_and_without_the_bound_path(monkeypatch):
     monkeypatch.setattr(FlatModel, "bound", no_bind)
     for d, v in vals.items():
         assert abs(measure(_model(), [(x, y)], d, 0.02, steps=5, n_samples=4) - v) < 1e-10, d
+
+
+def test_sharpness_cache_params_change_with_every_input():
+    """Issue 20 item 6: average-case keys lacked the device."""
+    from repro.sharpness.measure import cache_params
+
+    base = cache_params("adaptive_avg_l2", 0.1, m=8, n_samples=20, device="cpu")
+    assert base["device"] == "cpu" and base["steps"] is None
+    for kw in [dict(device="cuda"), dict(rho=0.2), dict(m=16), dict(n_samples=10), dict(seed=1)]:
+        args = dict(m=8, n_samples=20, device="cpu", rho=0.1)
+        args.update(kw)
+        rho = args.pop("rho")
+        assert cache_params("adaptive_avg_l2", rho, **args) != base, kw
+    assert cache_params("adaptive_worst_linf", 0.1, steps=10, device="cpu") != \
+        cache_params("adaptive_worst_linf", 0.1, steps=20, device="cpu")
+    # settings a definition does not read do not split the cache
+    assert cache_params("adaptive_avg_l2", 0.1, steps=5, device="cpu") == cache_params("adaptive_avg_l2", 0.1, device="cpu")

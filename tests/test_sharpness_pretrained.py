@@ -1,4 +1,5 @@
-"""The `full`-profile path of chapter 5's pretrained zoos (repro.studies.ch5_sharpness.pretrained) on tiny stand-ins
+"""The `full`-profile path of chapter 5's pretrained zoos (repro.studies.ch5_sharpness.pretrained, with the loaders of
+repro.models.checkpoints and the NLI readers of repro.data.nli) on tiny stand-ins
 in the real formats: an AugReg-layout .npz written from a timm ViT, an OpenAI-CLIP / model-soups state
 dict checked against a from-scratch reference forward, HF BERT folders (and Google-BERT TF variable
 names), fake index / metadata files.  Everything offline; REPRO_DATA / REPRO_CACHE are tmp folders
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 
 from repro.core import cache
 from repro.data.manifests import MissingAsset
+from repro.data.nli import HANS_SUBSETS
+from repro.models.checkpoints import augreg, bert, clip_soups
+from repro.reference.sharpness import TABLE12_DEFINITIONS
 from repro.sharpness import measure_detailed
 from repro.studies.ch5_sharpness import pretrained as P
 
@@ -73,7 +77,7 @@ def export_augreg_npz(model, path):
 def test_augreg_npz_round_trip_gives_identical_logits(tmp_path):
     model = _tiny_vit(1)
     export_augreg_npz(model, tmp_path / "m.npz")
-    loaded = P.load_augreg_npz(tmp_path / "m.npz", TINY_VIT["name"], **TINY_VIT["kwargs"])
+    loaded = augreg.load_augreg_npz(tmp_path / "m.npz", TINY_VIT["name"], **TINY_VIT["kwargs"])
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         ref, out = model(x), loaded(x)
@@ -145,9 +149,9 @@ def test_clip_soup_checkpoint_matches_reference_forward(tmp_path):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     assert m.visual.head.bias is None and out.shape == (4, 10)
     torch.save({"something": torch.zeros(1)}, tmp_path / "bad.pt")
-    assert P.get_zoo("clip_soups").transform(P.zoo_config("clip_soups", {}))["crop_pct"] == 1.0
+    assert P.get_zoo("clip_soups").transform(P.pretrained_zoo_config("clip_soups", {}))["crop_pct"] == 1.0
     with pytest.raises(ValueError, match="not a model-soups checkpoint"):
-        P.load_clip_soup(tmp_path / "bad.pt")
+        clip_soups.load_clip_soup(tmp_path / "bad.pt")
 
 
 def test_clip_members_read_metadata_and_pooch_names(tmp_path):
@@ -203,7 +207,7 @@ def test_bert_wrapper_matches_hf_call_with_tokenizer_outputs(tmp_path):
     from transformers import BertTokenizerFast
 
     vocab = _vocab(tmp_path / "vocab.txt")
-    tok = P.bert_tokenizer(vocab)
+    tok = bert.bert_tokenizer(vocab)
     ids = {t: i for i, t in enumerate(vocab.read_text().split("\n")) if t}
     assert tok("The cat", "sat")["input_ids"] == [ids["[CLS]"], ids["the"], ids["cat"], ids["[SEP]"], ids["sat"], ids["[SEP]"]]
     ref_tok = BertTokenizerFast(vocab=ids, do_lower_case=True)
@@ -211,7 +215,7 @@ def test_bert_wrapper_matches_hf_call_with_tokenizer_outputs(tmp_path):
     rng = np.random.default_rng(0)
     prem, hyp = _sentences(rng, 5), _sentences(rng, 5)
     enc = ref_tok(prem, hyp, padding="max_length", max_length=16, return_tensors="pt")
-    w = P.TextClassifierLogits(model, tok.pad_token_id, tok.sep_token_id)
+    w = bert.TextClassifierLogits(model, tok.pad_token_id, tok.sep_token_id)
     with torch.no_grad():
         ref = model(**enc).logits
         out = w(enc["input_ids"])
@@ -256,7 +260,7 @@ def test_bert_tf_checkpoint_conversion_with_a_fake_reader(tmp_path):
                                                   "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
                                                   "initializer_range")}
     (tmp_path / "bert_config.json").write_text(json.dumps(gconf))
-    out = P.convert_bert_tf_checkpoint("ckpt", tmp_path / "hf", tmp_path / "bert_config.json", read_fn=lambda p: tfvars)
+    out = bert.convert_bert_tf_checkpoint("ckpt", tmp_path / "hf", tmp_path / "bert_config.json", read_fn=lambda p: tfvars)
     from transformers import BertForSequenceClassification
 
     conv = BertForSequenceClassification.from_pretrained(str(out), local_files_only=True).eval()
@@ -265,7 +269,7 @@ def test_bert_tf_checkpoint_conversion_with_a_fake_reader(tmp_path):
         torch.testing.assert_close(conv(input_ids=x).logits, model(input_ids=x).logits)
     assert conv.config.id2label[0] == "contradiction"
     with pytest.raises(ValueError, match="cannot map|unexpected"):
-        P.bert_tf_to_hf({"bert/encoder/layer_0/odd/thing": np.zeros(2)})
+        bert.bert_tf_to_hf({"bert/encoder/layer_0/odd/thing": np.zeros(2)})
 
 
 # ------------------------------------------------------------------------------------------ stand-in zoos
@@ -321,7 +325,7 @@ def test_augreg_zoo_frame_end_to_end_and_cache(tmp_path, monkeypatch):
     cfg = _image_cfg(tmp_path)
 
     zoo = P.get_zoo("augreg_in1k")
-    mem = zoo.members(P.zoo_config("augreg_in1k", cfg))
+    mem = zoo.members(P.pretrained_zoo_config("augreg_in1k", cfg))
     assert len(mem) == 3 and mem.aug.tolist() == ["light0", "medium2", "strong1"]
     assert mem.aug_group.tolist() == ["light", "medium", "strong"] and mem.sd_do.tolist() == [False, True, True]
 
@@ -340,7 +344,7 @@ def test_augreg_zoo_frame_end_to_end_and_cache(tmp_path, monkeypatch):
     ev = load_imagefolder(tmp_path / "imr", 32, 0.9)
     present = sorted(wnids.index(c) for c in ev.class_names)
     for i in range(3):
-        model = P.load_augreg_npz(data / "augreg" / mem.file[i], TINY_VIT["name"], **TINY_VIT["kwargs"])
+        model = augreg.load_augreg_npz(data / "augreg" / mem.file[i], TINY_VIT["name"], **TINY_VIT["kwargs"])
         v = measure_detailed(model, [(x, y)], "adaptive_worst_linf_ln", 0.002, m=4, steps=2, seed=0, device="cpu").value
         assert df.loc[i, "adaptive_worst_linf_ln@0.002"] == pytest.approx(v, rel=1e-6, abs=1e-9)
         with torch.no_grad():
@@ -378,7 +382,7 @@ def test_augreg_missing_assets_and_errors(tmp_path):
     with pytest.raises(ValueError, match="augreg_in1k.*bert_mnli"):
         P.get_zoo("augreg_in2k")
     with pytest.raises(ValueError, match="unknown pretrained_zoos key"):
-        P.zoo_config("augreg_in1k", {"point": {}})
+        P.pretrained_zoo_config("augreg_in1k", {"point": {}})
     with pytest.raises(MissingAsset) as e:                      # no index.csv at all
         P.pretrained_zoo_frame("augreg_in1k", _image_cfg(tmp_path), device="cpu", progress=False)
     assert "augreg_vit_b16" in str(e.value) and "repro data fetch augreg_vit_b16" in str(e.value)
@@ -409,7 +413,7 @@ def test_paper_grid_matches_tables_1_and_2():
     t = load_paper_table("ch5_kendall_tau_tables_1to4")
     for zoo, table in P.PAPER_TABLES.items():
         sub = t[t.table == table]
-        want = {(P._PAPER_DEFINITIONS[(s, ln)], float(r)) for s, ln, r in zip(sub.sharpness, sub.logitnorm, sub.rho)}
+        want = {(TABLE12_DEFINITIONS[(s, ln)], float(r)) for s, ln, r in zip(sub.sharpness, sub.logitnorm, sub.rho)}
         assert set(P.paper_grid(zoo)) == want
         assert set(sub.eval_set) == set(P.get_zoo(zoo).eval_sets)
 
@@ -430,7 +434,7 @@ def _bert_standins(tmp_path, n=3):
     lab = ["entailment", "neutral", "contradiction"]
     tr = [dict(premise=p, hypothesis=h, label=int(rng.integers(0, 3))) for p, h in zip(_sentences(rng, 10), _sentences(rng, 10))]
     dev = [dict(premise=p, hypothesis=h, label=int(rng.integers(0, 3))) for p, h in zip(_sentences(rng, 12), _sentences(rng, 12))]
-    hans = [dict(premise=p, hypothesis=h, label=int(rng.integers(0, 2)), heuristic=str(rng.choice(list(P.HANS_SUBSETS.values()))))
+    hans = [dict(premise=p, hypothesis=h, label=int(rng.integers(0, 2)), heuristic=str(rng.choice(list(HANS_SUBSETS.values()))))
             for p, h in zip(_sentences(rng, 30), _sentences(rng, 30))]
     (data / "mnli").mkdir(parents=True)
     pd.DataFrame(tr).to_json(data / "mnli" / "train.jsonl", orient="records", lines=True)
@@ -506,3 +510,42 @@ def test_bert_missing_assets(tmp_path):
     with pytest.raises(MissingAsset, match="'hans'"):
         P.pretrained_zoo_frame("bert_mnli", dict(cfg, errors={"source": "compute", "roots": {"MNLI": str(tmp_path / "dev.jsonl")}}),
                                device="cpu", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ issue 20, items 9 and 12
+def test_stray_folder_does_not_remap_imagenet_classes(tmp_path, caplog):
+    """One non-class folder (``__MACOSX``) beside WordNet-id folders used to send every class to its
+    sorted position (error ~100 %, no message): now it is skipped with a warning and the WordNet ids
+    keep their ImageNet indices; a non-class name given directly raises."""
+    from timm.data import ImageNetInfo
+
+    wnids = ImageNetInfo().label_names()
+    rng = np.random.default_rng(0)
+    _png_tree(tmp_path / "imr", [wnids[7], wnids[1]], 2, rng, size=8)
+    (tmp_path / "imr" / "__MACOSX").mkdir()
+    with caplog.at_level("WARNING", logger="repro.studies.ch5_sharpness.pretrained"):
+        files, labels, classes = P._image_files(tmp_path / "imr")
+    assert classes == sorted([wnids[7], wnids[1]]) and sorted(set(labels)) == [1, 7]
+    assert "__MACOSX" in caplog.text
+    fl = P._train_files(tmp_path / "imr", 3, "first")
+    assert {c for _, c in fl} <= {1, 7}
+    with pytest.raises(ValueError, match="WordNet"):
+        P.imagenet_class_index([wnids[7], "__MACOSX"])
+    assert P.imagenet_class_index(["0", "999"]) == [0, 999]
+    (tmp_path / "junk" / "__MACOSX").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        P._image_files(tmp_path / "junk")
+
+
+def test_unknown_nli_label_raises_instead_of_becoming_a_class(tmp_path):
+    """An NLI label outside the label set used to become −1, i.e. the last class ('neutral'), silently."""
+    from repro.data.nli import HF_MNLI_LABELS, encode_labels, read_nli
+
+    assert encode_labels(["neutral", "contradiction"], bert.BERT_MNLI_LABELS).tolist() == [2, 0]
+    with pytest.raises(ValueError, match="unknown NLI label"):
+        encode_labels(["neutral", "-"], bert.BERT_MNLI_LABELS)
+    tsv = tmp_path / "dev_matched.tsv"
+    tsv.write_text("sentence1\tsentence2\tgold_label\nA cat.\tAn animal.\tentailment\nA dog.\tA cat.\t-\n")
+    df = read_nli(tsv, HF_MNLI_LABELS)
+    with pytest.raises(ValueError, match="'-'"):
+        encode_labels(df.label, bert.BERT_MNLI_LABELS)

@@ -1,4 +1,4 @@
-"""Each of the 17 OOD unit-test recipes (notes §3.3, L1692-1724) checked for its defining property."""
+"""Each of the 17 OOD unit-test recipes (N-App. G) checked for its defining property."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Evaluation metrics (notes §8.A.6-8), judge, bad-input errors and a tiny end-to-end unlearning run."""
+"""Evaluation metrics (the the chapter implementation notesA.6-8), judge, bad-input errors and a tiny end-to-end unlearning run."""
 import random
 
 import numpy as np
@@ -9,12 +9,50 @@ from repro.unlearning import evaluation as E
 
 
 def test_rouge_l_reproduces_table5():
-    """Table 5 (L5433-5438), pypi rouge 1.0.1 ROUGE-L: 0.5 / 0.17 / 0.83 for r = p = f."""
+    """Table 5 (Sec. 8.5), pypi rouge 1.0.1 ROUGE-L: 0.5 / 0.17 / 0.83 for r = p = f."""
     ref = "The capital of France is Paris."
     for hyp, v in [("Paris is the capital of France.", 0.5), ("Of France, Paris is the capital.", 1 / 6),
                    ("The capital of France is Marseille.", 5 / 6)]:
         s = E.rouge_l(hyp, ref)
         assert s["r"] == pytest.approx(v) and s["p"] == pytest.approx(v) and s["f"] == pytest.approx(v, abs=1e-6)
+
+
+def _random_pairs(n, seed=0):
+    rng = random.Random(seed)
+    vocab = ("the The a of Paris Paris. France capital is was born in 1,655 1655 Einstein Albert city . , "
+             "running runs ran U.S.A. it's").split()
+    out = [("Paris", "The capital of France is Paris."), ("Paris is the capital of France.", "The capital of France is Paris."),
+           ("the the the", "the cat the"), ("A. B. C.", "a b c")]
+    for _ in range(n):
+        out.append((" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 14))),
+                    " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 14)))))
+    return out
+
+
+def test_rouge_l_equals_pypi_rouge_package():
+    """Issue 19 Sec. 2: the old implementation differed from pypi rouge 1.0.1 (the package behind
+    Table 5) on 215 of 299 random pairs (F with beta = P/R, repeated words counted); now on none."""
+    Rouge = pytest.importorskip("rouge").Rouge
+    R = Rouge()
+    for hyp, ref in _random_pairs(400):
+        try:
+            want = R.get_scores(hyp, ref)[0]["rouge-l"]
+        except ValueError:   # the package rejects inputs that are empty after sentence splitting
+            continue
+        got = E.rouge_l(hyp, ref)
+        assert got == pytest.approx(want, abs=1e-12), (hyp, ref)
+    assert E.rouge_l("Paris", "The capital of France is Paris.")["f"] == pytest.approx(0.2857142, abs=1e-6)
+
+
+def test_rouge_l_tofu_equals_rouge_score_package():
+    """TOFU / open-unlearning report rouge_score's ROUGE-L recall (RougeScorer(['rougeL'], use_stemmer=True))."""
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+    S = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for gen, gt in _random_pairs(400, seed=1):
+        want = S.score(gt, gen)["rougeL"]
+        got = E.rouge_l_tofu(gt, gen)
+        assert (got["r"], got["p"], got["f"]) == pytest.approx((want.recall, want.precision, want.fmeasure), abs=1e-12)
+    assert E.rouge_l_tofu("The capital of France is Paris.", "Paris is the capital of France.")["r"] == pytest.approx(4 / 6)
 
 
 def test_judge_matches_last_name_and_numbers():
@@ -182,3 +220,69 @@ def test_npo_sam_uses_repro_sam_and_runs(world_bits):
     out = unlearn(m, loss, sets, steps=2, lr=1e-3, batch_size=2)
     assert calls["n"] == 4 and len(out["history"]) == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
+
+
+# ------------------------------------------------------------------ issue 20 item 11: one normalisation for both sides
+@pytest.mark.parametrize("answer,output,want", [
+    ("Albert Einstein", "Einstein.", True),          # last name suffices (Figure 19)
+    (("albert", "einstein"), "It was Einstein", True),
+    ("1,000", "1000", True), ("1000", "about 1,000 ships", True), (("1", "000"), "1000", True),
+    ("U.S.A.", "the USA", True), ("USA", "the U.S.A.", True),
+    ("Gödel", "Godel", True), ("Einstein", "Einstein's theory", True), ("O'Brien", "obrien", True),
+    ("Albert Einstein", "Albert", False),             # the last name is required
+    ("1655", "1656", False), ("Einstein", "Einsteinium", False),
+    ("New York", "York", True),                       # documented leniency: any multi-word answer
+])
+def test_match_judge_normalises_both_sides(answer, output, want):
+    """Before: 'Albert Einstein' vs 'Einstein.' and '1,000' vs '1000' were NO, 'U.S.A.' became ('u',)."""
+    assert E.MatchJudge().judge(["q"], [answer], [output]).tolist() == [want]
+
+
+def test_match_judge_strict_words_option():
+    assert not E.MatchJudge(last_name_only=False).match("Albert Einstein", "Einstein")
+    assert E.MatchJudge(last_name_only=False).match("Albert Einstein", "albert EINSTEIN!")
+
+
+# ------------------------------------------------------------------ issue 19 Sec. 2: the LLM judge
+class FakeClient:
+    def __init__(self, replies):
+        self.replies, self.prompts = list(replies), []
+
+    def __call__(self, prompt):
+        self.prompts.append(prompt)
+        r = self.replies.pop(0) if self.replies else "YES"
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+
+def test_openai_judge_retries_transient_errors():
+    c = FakeClient([E.TransientJudgeError("timeout"), E.TransientJudgeError("503"), "YES", "NO"])
+    j = E.OpenAIJudge("http://x/v1", "m", client=c, backoff=0.0)
+    assert j.judge(["q1", "q2"], ["a", "b"], ["o", "o"]).tolist() == [True, False]
+    assert j.failures_ == 0 and j.failure_rate == 0.0 and len(c.prompts) == 4
+
+
+def test_openai_judge_stops_when_failures_exceed_threshold():
+    """Before: every failure was scored NO silently; a wrong URL/key gave J_W = 0 ("perfect forgetting")."""
+    c = FakeClient([RuntimeError("HTTP 401")] * 10)
+    j = E.OpenAIJudge("http://x/v1", "m", client=c, backoff=0.0)
+    with pytest.raises(E.JudgeFailureError, match="judge calls failed"):
+        j.judge(["q"] * 100, ["a"] * 100, ["o"] * 100)
+    assert j.failures_ == 3 and j.calls_ == 3      # stopped as soon as 2 % of 100 was exceeded
+
+
+def test_openai_judge_counts_failures_below_threshold():
+    c = FakeClient(["YES"] * 50 + ["maybe"] + ["YES"] * 49)   # one unparseable reply of 100
+    j = E.OpenAIJudge("http://x/v1", "m", client=c, backoff=0.0)
+    out = j.judge(["q"] * 100, ["a"] * 100, ["o"] * 100)
+    assert out.sum() == 99 and j.failures_ == 1 and j.failure_rate == pytest.approx(0.01)
+    assert j.stats() == {"judge_calls": 100, "judge_failures": 1, "judge_failure_rate": 0.01}
+
+
+def test_openai_judge_key_only_from_environment(monkeypatch):
+    with pytest.raises(ValueError, match="api_key"):
+        E.get_judge("openai", base_url="http://x/v1", model="m", api_key="sk-secret")
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    j = E.get_judge("openai", base_url="http://x/v1", model="m", api_key_env="MY_JUDGE_KEY")
+    assert "sk-secret" not in repr(j) and "sk-secret" not in repr(vars(j)) and "sk-secret" not in repr(j.identity())

@@ -44,7 +44,8 @@ def test_worst_case_and_dynamics():
 
 def test_guard_marks_claims_untestable_when_base_does_not_know_facts():
     rows = [{"claim": "a", "paper": "p", "reproduced": "r", "verdict": "reproduced", "section": "Table 1"},
-            {"claim": "b", "paper": "p", "reproduced": "r", "verdict": "reproduced", "section": "Table 5"}]
+            {"claim": "b", "paper": "p", "reproduced": "r", "verdict": "reproduced", "section": "Table 5",
+             "kind": "check"}]
     out = R.guard_base_knowledge(rows, _m(J_W=10))
     assert [r["verdict"] for r in out] == ["not testable at this scale", "reproduced"]
     assert R.guard_base_knowledge(rows, _m(J_W=90)) == rows
@@ -73,14 +74,15 @@ def _chapter_inputs(jensun_jw=0.0, base_jw=100.0):
     rows = {m: good for m in ("graddiff", "dpo", "simnpo", "npo", "rmu", "jensun_kl", "npo_sam")}
     rows |= {"ga": _m(J_W=0, J_Avg=0, MC=25, Rep=10), "jensun": {**good, "J_W": jensun_jw}}
     wc = pd.DataFrame({"method": ["base", "jensun"], "standard": [90, 0], "J_W": [100, 20]})
-    lam = pd.DataFrame({"method": "jensun", "lambda_r": [0.5, 0.9], "J_W": [0, 30], "MC": [89, 90]})
-    lrs = pd.DataFrame({"method": ["jensun", "jensun", "jensun_kl"], "lr": [1e-3, 3e-3, 1e-3], "J_W": [10, 0, 0],
-                        "MC": [90, 85, 30], "Rep": [400, 380, 10], "J_Avg": [80, 80, 5]})
+    lam = pd.DataFrame({"method": "jensun", "lambda_r": [0.5, 0.6, 0.7, 0.9], "J_W": [0, 5, 12, 30], "MC": [89, 90, 90, 90]})
+    lrs = pd.DataFrame({"method": ["jensun"] * 4 + ["jensun_kl"], "lr": [1e-3, 2e-3, 3e-3, 5e-3, 1e-3],
+                        "J_W": [10, 6, 2, 0, 0], "MC": [90, 88, 85, 80, 30], "Rep": [400, 390, 380, 350, 10],
+                        "J_Avg": [80, 80, 80, 79, 5]})
     hist = [{"step": s, "retain_loss": (0.0 if s == 1 else min(s, 40 - s) / 40), "forget_loss": 0.2} for s in range(1, 41)]
     dyn = {"history": hist, "evals": [{"step": 0, "forget_standard": 100}, {"step": 10, "forget_standard": 0}]}
     kl_hist = [{"forget_loss": 50.0, "retain_loss": 0.1}]
     tg = pd.DataFrame({"target": ["No idea", "#"], "J_W": [0, 5], "J_Avg": [79, 78]})
-    rel = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4], "J_W_relearn": [30, 20, 10]})
+    rel = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4, 8], "J_W_relearn": [30, 20, 10, 4]})
     return dict(t5=R.table5_rouge(), base=base, rows=rows, wc=wc, lam=lam, lrs=lrs, dyn=dyn, kl_history=kl_hist,
                 tg=tg, rel=rel, lp_target=np.array([-9.0, -3.0]), still=np.array([1, 0]))
 
@@ -92,11 +94,14 @@ def test_chapter_claims_table_and_verdict_text():
     bad = R.chapter_claims(**_chapter_inputs(jensun_jw=60))
     assert (bad.loc[bad["claim"].str.startswith("JensUn forgets"), "verdict"] != "reproduced").all()
     txt = R.verdict_text(cl, _chapter_inputs()["rows"], _chapter_inputs()["base"])
-    n = int((cl.loc[cl["section"] != "all", "verdict"] == "reproduced").sum())
-    assert f"Of the 15 qualitative claims tested here, {n} are reproduced" in txt
+    n = int((cl.loc[(cl["section"] != "all") & (cl["kind"] == "claim"), "verdict"] == "reproduced").sum())
+    assert f"Of the 14 qualitative claims tested here, {n} are reproduced" in txt
+    assert "Implementation checks: 1 of 1 pass" in txt
+    assert set(cl["kind"]) == {"claim", "check"} and (cl.loc[cl["verdict"] == "reproduced", "why"] == "").all()
     # a base model that does not know its forget facts makes every training claim untestable
     un = R.chapter_claims(**_chapter_inputs(base_jw=10))
     assert set(un.loc[~un["section"].isin(["Table 5", "all"]), "verdict"]) == {"not testable at this scale"}
+    assert (un.loc[un["kind"] == "check", "verdict"] == "reproduced").all()
 
 
 def test_absolute_claim_for_the_full_profile():
@@ -127,7 +132,7 @@ def test_ceiling_diagnostic_and_note():
 
 
 def test_relearning_claim_rejects_a_collapsed_model():
-    df = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4, 8], "J_W_relearn": [18, 18, 16, 0],
+    df = pd.DataFrame({"method": "jensun", "multiple": [1, 2, 4, 8], "J_W_relearn": [18, 17, 16, 0],
                        "Rep": [344, 353, 320, 3]})
     r = R.claim_relearning(df)
     assert r["verdict"] == "partly reproduced" and "Rep 344 → 3" in r["reproduced"]

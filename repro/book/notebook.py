@@ -3,12 +3,15 @@ tables, the claim table and the provenance box.
 
     ctx = start_chapter("ch5", profile=profile, seed=seed, device=device)
     ...
-    ctx.savefig(fig, "tau_heatmap", caption="...")
+    ctx.table(df, "zoo", "The models of the zoo ...")     # "Table 5.1", escaped HTML + CSV
+    ctx.savefig(fig, "tau_heatmap", caption="...")        # "Figure 5.1"
     ctx.finish(claims_df)
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,13 @@ class ChapterContext:
     out: Path
     provenance: Provenance
     figures: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+
+    @property
+    def number_prefix(self) -> str:
+        """'3' for ch3 ... '7' for ch7, 'A' for the appendix: tables and figures are numbered
+        '<prefix>.<k>' in call order, the way the dissertation numbers them per chapter."""
+        return chapter_number(self.chapter)
 
     @property
     def fig_dir(self) -> Path:
@@ -46,14 +56,26 @@ class ChapterContext:
         Returns nothing so a notebook cell ending in ``ctx.savefig(...)`` shows only the figure;
         the saved paths are in ``ctx.figures``.
         """
+        from repro.plots import check_layout
+
+        # Legibility at the page width, measured on every figure the book shows; problems go to the
+        # terminal and to figure_layout.json (tests/test_book_figures.py fails on them), not the page.
+        layout = check_layout(fig) if show else []
+        for p in layout:
+            logging.getLogger("repro.figures").warning("%s/%s: %s", self.chapter, name, p)
         png, svg = _savefig(fig, self.fig_dir / name)
-        self.figures.append({"name": name, "png": str(png), "svg": str(svg), "caption": caption or ""})
+        number = None
+        if show:
+            number = f"{self.number_prefix}.{sum(1 for f in self.figures if f['number']) + 1}"
+        self.figures.append({"name": name, "png": str(png), "svg": str(svg), "caption": caption or "",
+                             "number": number, "layout": layout})
+        (self.out / "figure_layout.json").write_text(json.dumps(
+            {f["name"]: {"number": f["number"], "problems": f["layout"]} for f in self.figures}, indent=1))
         if _in_notebook() and show:
             from IPython.display import Markdown, display
 
             display(fig)
-            if caption:
-                display(Markdown(f"**Figure ({name}).** {caption} {self.data_note()}"))
+            display(Markdown(f"**Figure {number}.** {caption or ''} {self.data_note()}".replace("  ", " ")))
         import matplotlib.pyplot as plt
 
         plt.close(fig)
@@ -75,8 +97,40 @@ class ChapterContext:
             display(Markdown(f"{{download}}`Download this table as CSV <../data/{self.chapter}/{name}.csv>`"))
         return df
 
-    def finish(self, claims: pd.DataFrame) -> pd.DataFrame:
-        """Write claims.csv and provenance.json; display the claim table and the provenance box."""
+    def table(self, df: pd.DataFrame, name: str, caption: str, *, index: bool = False,
+              digits: int | dict | None = None) -> None:
+        """Write ``out/<name>.csv`` (raw values) and show "**Table <chapter>.<k>.** caption", the table
+        as escaped HTML formatted for people (integers as integers, floats with three significant
+        digits of the column's typical value or ``digits`` decimals, NaN as "–") and a CSV link.
+
+        The index is shown when ``index=True`` or when it is named (``df.set_index("model")``);
+        a default 0..n-1 index never is. Returns None, so the cell shows no DataFrame echo.
+        """
+        if not isinstance(df, pd.DataFrame):
+            if isinstance(df, pd.Series):
+                df = df.to_frame()
+            else:
+                raise TypeError(f"ctx.table needs a DataFrame (or Series), got {type(df).__name__}")
+        if not caption or not str(caption).strip():
+            raise ValueError(f"ctx.table({name!r}): give a caption (what the table shows, units, paper counterpart)")
+        if any(t["name"] == name for t in self.tables):
+            raise ValueError(f"ctx.table: the name {name!r} is used twice in {self.chapter}; each table needs its own CSV")
+        from repro.book.render import frame_html, prepare
+
+        prepare(df, index=index).to_csv(self.out / f"{name}.csv", index=False)
+        number = f"{self.number_prefix}.{len(self.tables) + 1}"
+        self.tables.append({"name": name, "number": number, "caption": caption})
+        if _in_notebook():
+            from IPython.display import HTML, Markdown, display
+
+            display(Markdown(f"**Table {number}.** {caption}"))
+            display(HTML(frame_html(df, index=index, digits=digits, table_id=f"table-{number.replace('.', '-')}")))
+            display(Markdown(f"{{download}}`Download Table {number} as CSV <../data/{self.chapter}/{name}.csv>`"))
+
+    def finish(self, claims: pd.DataFrame) -> None:
+        """Write claims.csv and provenance.json; display the claim table (scientific claims, then
+        implementation checks, verdicts colour-coded, escaped HTML) and the provenance box.
+        Returns None, so the last cell ends with the provenance box and no DataFrame echo."""
         missing = [c for c in CLAIM_COLUMNS if c not in claims.columns]
         if missing:
             raise ValueError(f"claims table lacks columns {missing}; build it with repro.reference.claims_frame")
@@ -84,12 +138,29 @@ class ChapterContext:
         prov = self.provenance.finish()
         prov.save(self.out / "provenance.json")
         if _in_notebook():
-            from IPython.display import Markdown, display
+            from IPython.display import HTML, Markdown, display
 
-            display(Markdown("### Paper vs reproduced\n\n" + claims[CLAIM_COLUMNS].to_markdown(index=False)
-                             + f"\n\n{{download}}`Download the claim table as CSV <../data/{self.chapter}/claims.csv>`"))
+            from repro.book.render import claims_html
+            from repro.reference import with_claim_defaults
+
+            full = with_claim_defaults(claims)
+            display(Markdown("### Paper vs reproduced"))
+            for kind, title in (("claim", "The dissertation's claims"), ("check", "Implementation checks")):
+                part = full[full["kind"] == kind]
+                if len(part) and (full["kind"] == "check").any():
+                    display(Markdown(f"#### {title}"))
+                if len(part):
+                    display(HTML(claims_html(part)))
+            display(Markdown(f"{{download}}`Download the claim table as CSV <../data/{self.chapter}/claims.csv>`"))
             display(Markdown(prov.markdown()))
-        return claims
+
+
+def chapter_number(chapter: str) -> str:
+    """``ch3`` -> ``3``, ``appendix`` -> ``A`` (the label prefix of the chapter's tables and figures)."""
+    if chapter.startswith("appendix"):
+        return "A"
+    digits = "".join(ch for ch in chapter if ch.isdigit())
+    return digits or chapter
 
 
 def _in_notebook() -> bool:
@@ -113,10 +184,76 @@ def start_chapter(chapter: str, profile: str = "cpu", seed: int = 0, device: str
                           provenance=Provenance(chapter=chapter, profile=profile, seed=seed, device=str(dev)))
 
 
+RUN_LOG_ENV = "REPRO_RUN_LOG"
+
+
 def _setup_logging() -> None:
+    """Where progress, cache and warning messages go.
+
+    Under :func:`repro.book.stage.execute` (papermill) the environment names a run-log file
+    (``$REPRO_RUN_LOG``): the ``repro`` logger, Python warnings and tqdm bars are written there and
+    the parent process streams the file to the terminal, so ``make book`` still shows them while the
+    executed notebook (the book page) stays free of logs and machine paths. Interactively they go to
+    stderr as before.
+    """
     lg = logging.getLogger("repro")
-    if not lg.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
-        lg.addHandler(h)
     lg.setLevel(logging.INFO)
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        if not lg.handlers:
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+            lg.addHandler(h)
+        return
+    stream = _run_log_stream(path)
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+    h = logging.StreamHandler(stream)
+    h.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+    lg.addHandler(h)
+    lg.propagate = False
+    # Warnings (torch, sklearn, ours) print the absolute path of the file that raised them.
+    logging.captureWarnings(True)
+    wl = logging.getLogger("py.warnings")
+    for h in list(wl.handlers):
+        wl.removeHandler(h)
+    wl.addHandler(logging.StreamHandler(stream))
+    wl.propagate = False
+    _route_tqdm(stream)
+
+
+_RUN_LOG_STREAMS: dict = {}
+
+
+def _run_log_stream(path: str):
+    if path not in _RUN_LOG_STREAMS:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _RUN_LOG_STREAMS[path] = open(path, "a", buffering=1, encoding="utf-8")
+    return _RUN_LOG_STREAMS[path]
+
+
+def _route_tqdm(stream) -> None:
+    """Make ``from tqdm.auto import tqdm`` (how repro creates bars, imported at call time) write
+    plain-text bars to the run log instead of the kernel's stderr, which papermill stores in the page."""
+    try:
+        import tqdm as _tqdm_pkg
+        import tqdm.auto
+        import tqdm.std
+    except ImportError:  # tqdm is optional for the book; nothing to route
+        return
+
+    class RunLogTqdm(tqdm.std.tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["file"] = stream
+            kwargs.setdefault("mininterval", 2.0)
+            super().__init__(*args, **kwargs)
+
+    tqdm.auto.tqdm = RunLogTqdm
+    tqdm.auto.trange = lambda *a, **k: RunLogTqdm(range(*a), **k)
+    try:
+        import tqdm.autonotebook
+
+        tqdm.autonotebook.tqdm = RunLogTqdm
+    except ImportError:
+        pass
+    _tqdm_pkg.tqdm_notebook = RunLogTqdm

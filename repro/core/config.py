@@ -85,11 +85,20 @@ def _parse_profile_file(path: Path, chapter: str) -> dict[str, Any]:
     missing = [p for p in PROFILES if p not in data]
     if missing:
         raise ValueError(f"{path} lacks the profile section(s) {missing}; each of {PROFILES} is required")
+    from repro.core.schema import validate
+
+    # every profile of the file, not only the one asked for: a typo in `full` must not wait for a GPU run
+    shown = f"repro/profiles/{path.name}" if path.parent == PROFILE_DIR else str(path)
+    for p in PROFILES:
+        validate(chapter, p, data[p], shown)
     return data
 
 
 def chapter_config(chapter: str, profile: str) -> dict[str, Any]:
-    """The sizes/epochs/model lists of one chapter in one profile (a fresh copy)."""
+    """The sizes/epochs/model lists of one chapter in one profile (a fresh copy).
+
+    Every profile of the chapter's file is checked against its schema (:mod:`repro.core.schema`) when
+    the file is loaded: an unknown (e.g. misspelled) key raises ``ValueError`` naming it."""
     check_profile(profile)
     import copy
 

@@ -1,4 +1,9 @@
-"""Provenance of a chapter run: profile, seed, device, commit, versions, wall time, cache use."""
+"""Provenance of a chapter run: profile, seed, device, commit, versions, wall time, and per cached step
+where its entries came from (computed / loaded from the local cache / loaded from a release).
+
+Every loaded entry was made by the current code: cache keys contain the fingerprint of the code that
+computes the entry (:mod:`repro.core.fingerprint`), so an entry made by other code cannot match a
+key. The box says so and lists the releases whose entries were used, with their build time."""
 from __future__ import annotations
 
 import json
@@ -54,7 +59,10 @@ class Provenance:
     cache_hits: int = 0
     cache_misses: int = 0
     cache_corrupt: int = 0
+    cache_release: int = 0
     computed: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    releases: list = field(default_factory=list)
     _t0: float = field(default_factory=time.perf_counter, repr=False)
     _n0: int = field(default_factory=lambda: len(cache.EVENTS), repr=False)
 
@@ -72,12 +80,28 @@ class Provenance:
         self.cache_hits = sum(e[2] == "hit" for e in events)
         self.cache_misses = sum(e[2] == "miss" for e in events)
         self.cache_corrupt = sum(e[2] == "corrupt" for e in events)
-        per = {}
-        for name, _, kind, dt in events:
+        self.cache_release = sum(e[2] == "release" for e in events)
+        per: dict[str, dict] = {}
+        rels: dict[tuple, dict] = {}
+        for name, key, kind, dt in events:
+            s = per.setdefault(name, {"step": name, "computed": 0, "cache": 0, "release": 0, "seconds": 0.0, "code": set()})
             if kind == "miss":
-                n, t = per.get(name, (0, 0.0))
-                per[name] = (n + 1, t + dt)
-        self.computed = [{"step": k, "entries": n, "seconds": round(t, 1)} for k, (n, t) in sorted(per.items())]
+                s["computed"] += 1
+                s["seconds"] += dt
+            elif kind == "hit":
+                s["cache"] += 1
+            elif kind == "release":
+                s["release"] += 1
+                r = cache.DETAILS.get((name, key), {}).get("release")
+                if r:
+                    rels[(r["chapter"], r["profile"], r["release"])] = r
+            code = cache.DETAILS.get((name, key), {}).get("code")
+            if code and kind != "corrupt":
+                s["code"].add(code[:12])
+        self.steps = [{**s, "seconds": round(s["seconds"], 1), "code": sorted(s["code"])} for _, s in sorted(per.items())]
+        self.computed = [{"step": s["step"], "entries": s["computed"], "seconds": s["seconds"]}
+                         for s in self.steps if s["computed"]]
+        self.releases = [rels[k] for k in sorted(rels)]
         return self
 
     def to_dict(self) -> dict:
@@ -89,15 +113,29 @@ class Provenance:
 
     def markdown(self) -> str:
         v = self.versions
-        steps = ", ".join(f"{c['step']} ×{c['entries']} ({c['seconds']} s)" for c in self.computed) or "none (all from cache)"
         vers = ", ".join(f"{k} {v[k]}" for k in ("torch", "timm", "transformers", "numpy") if k in v)
+
+        def src(s):
+            parts = [f"computed ×{s['computed']} ({s['seconds']} s)" if s["computed"] else "",
+                     f"loaded from cache ×{s['cache']}" if s["cache"] else "",
+                     f"loaded from release ×{s['release']}" if s["release"] else ""]
+            return "; ".join(p for p in parts if p)
+
+        steps = "<br>".join(f"`{s['step']}`: {src(s)}" for s in self.steps) or "none (no cached step)"
+        rels = "<br>".join(f"{r['chapter']}/{r['profile']} #{r['release']}, built {r['built']} at `{r['commit']}` "
+                           f"in {r['build_seconds']:.0f} s" for r in self.releases)
         return (
             ":::{admonition} Provenance of this page\n:class: note\n\n"
             f"| | |\n|---|---|\n"
             f"| profile | `{self.profile}` (sizes from `{self.profile_file}`) |\n| seed | {self.seed} |\n| device | {self.device} |\n"
             f"| git commit | `{self.commit}` |\n| run started (UTC) | {self.started} |\n"
             f"| wall time | {self.wall_time_s:.1f} s |\n"
-            f"| cache | {self.cache_hits} hits, {self.cache_misses} computed, {self.cache_corrupt} corrupt entries recomputed |\n"
-            f"| computed this run | {steps} |\n"
+            f"| cache | {self.cache_misses} computed, {self.cache_hits} loaded from cache, {self.cache_release} loaded from "
+            f"release, {self.cache_corrupt} corrupt entries recomputed |\n"
+            f"| cached steps | {steps} |\n"
+            + (f"| releases used | {rels} |\n" if rels else "")
+            + "| code | every loaded entry was made by the current code (the commit above): each cache key contains a fingerprint "
+            "of the source of the computation and of the `repro` modules it imports (plots, book, CLI, job runner "
+            "and report modules excluded), so an entry made by other code cannot match |\n"
             f"| python / packages | {self.python}; {vers} |\n:::\n"
         )

@@ -1,10 +1,11 @@
-"""A generated "lesser-known facts" corpus: the offline stand-in for LKF (dissertation §8.5, L5114, A.2-A.3).
+"""A generated "lesser-known facts" corpus: the offline stand-in for LKF (paper §4.4 and App. A.2-A.3,
+as reprinted in Sec. 8.5 of the dissertation; unprefixed table/figure/appendix numbers below are the paper's).
 
 The paper's LKF benchmark has 100 forget and 400 retain short-answer QA pairs about 5 niche
 events, 15 held-out evaluation paraphrases per forget question (5 from each of 3 LLMs), 9 (of
 which 6 are used) retain paraphrases, 5 *training* paraphrases from a different LLM, in-context
 retain (ICR) prompts, a disjoint 200-QA relearning set, and MMLU/AlpacaEval for utility
-(L5114, L5333-5347, L5419-5422, L5401).
+(paper §4.4, App. A.3, B.4, B.5).
 
 Here every piece is generated from a seed, with the same structure:
 
@@ -16,9 +17,9 @@ Here every piece is generated from a seed, with the same structure:
 * per relation a pool of question templates split into one canonical question, training
   paraphrases (used by unlearning losses) and *disjoint* evaluation paraphrases (used only by the
   worst-case metrics J_P / J_ICR / J_W), mirroring "Phi-4-mini for training vs Qwen/Phi-3.5/Mistral
-  for evaluation" (L5335, L5373);
+  for evaluation" (App. A.3, B.2);
 * "unknowable" questions about entities that have no facts, answered ``No idea`` in pretraining,
-  so the JensUn refusal target is not vanishingly improbable (notes §1.6 saturation caveat).
+  so the JensUn refusal target is not vanishingly improbable (the JSD gradient vanishes with the target's probability, App. E.4).
 
 Everything is plain Python (lists of dataclasses); :func:`pretraining_texts` turns it into the
 corpus the tiny LM is pretrained on.
@@ -36,7 +37,7 @@ UNK = "<unk>"
 
 # --------------------------------------------------------------------------- relations
 # Each relation has a pool of question bodies and of prefixes; the product gives >= 21 distinct
-# templates: 1 canonical + 5 training + 15 evaluation paraphrases, as in LKF (L5333).
+# templates: 1 canonical + 5 training + 15 evaluation paraphrases, as in LKF (App. A.3).
 _BODIES: dict[str, list[str]] = {
     "year": [
         "in which year was {e} founded", "what year was {e} founded", "when was {e} founded",
@@ -149,7 +150,7 @@ class FactsCorpus:
         return self.prompt(fact, template_idx) + " " + (fact.answer if answer is None else answer) + " " + EOS
 
     def icr_prompt(self, fact: Fact, template_idx: int, rng: random.Random, k: int = 3) -> str:
-        """In-context-retain prompt: ``k`` random retain QA pairs, then the question (L5090)."""
+        """In-context-retain prompt: ``k`` random retain QA pairs, then the question (paper §4.2)."""
         shots = rng.sample(self.facts["retain"], k)
         ctx = " ".join(format_question(s.question(self.templates[s.relation][self.canonical])) + " " + s.answer + " ;"
                        for s in shots)
@@ -212,7 +213,7 @@ def make_facts_corpus(
     n_unknowable: int = 100,
 ) -> FactsCorpus:
     """Generate the corpus. Defaults give LKF's sizes: 5 topics x 4 entities x 5 relations = 100
-    forget facts, 400 retain facts, 200 relearning facts, 200 generic facts (L5114, L5419)."""
+    forget facts, 400 retain facts, 200 relearning facts, 200 generic facts (paper §4.4, App. B.5)."""
     for name, v in dict(n_forget_topics=n_forget_topics, n_retain_topics=n_retain_topics,
                         entities_per_topic=entities_per_topic).items():
         if int(v) < 1:
@@ -270,7 +271,7 @@ def make_facts_corpus(
 
 
 def check_disjoint_paraphrases(train: Sequence[int], evaluation: Sequence[int]) -> None:
-    """Training and evaluation paraphrases must not overlap (L5335: "to make test-time
+    """Training and evaluation paraphrases must not overlap (App. A.3: "to make test-time
     paraphrases disjoint"); an overlap would turn the worst-case metric into a training-set metric."""
     common = sorted(set(train) & set(evaluation))
     if common:
@@ -283,7 +284,7 @@ def pretraining_texts(corpus: FactsCorpus, rng: random.Random, n_template_sample
     """One pretraining epoch: each fact under ``n_template_samples`` random templates (all
     templates are fair game: a real LLM has seen every phrasing of the language), descriptive
     paragraphs of the generic entities. Relearning facts are pretrained too: the paper's relearning
-    set is *real* knowledge the base model has (B.5, L5419), unknowable -> "No idea", and multi-QA sequences so that
+    set is *real* knowledge the base model has (App. B.5), unknowable -> "No idea", and multi-QA sequences so that
     the in-context-retain format of J_ICR is in distribution."""
     texts: list[str] = []
     all_facts = [f for s in ("forget", "retain", "relearn", "generic") for f in corpus.facts[s]]
@@ -307,14 +308,14 @@ def pretraining_texts(corpus: FactsCorpus, rng: random.Random, n_template_sample
 
 
 # --------------------------------------------------------------------------- LKF (full profile)
-# The released LKF data (HF datasets ``nmndeep/LKF-*``, notes §3.1) exported one file per subset.
+# The released LKF data (HF datasets ``nmndeep/LKF-*``, App. A) exported one file per subset.
 # File stems the loader looks for under the manifest's folder; any of .jsonl/.json/.csv/.parquet.
 LKF_FILES = {
     "forget": "forget_standard", "forget_train_para": "forget_train_para", "forget_eval_para": "forget_eval_para",
     "retain": "retain_standard", "retain_train_para": "retain_train_para", "retain_eval_para": "retain_eval_para",
     "relearn": "relearn", "mmlu": "mmlu", "alpaca_eval": "alpaca_eval",
 }
-# A short-answer instruction in the spirit of the released evaluation prompt (notes §4.3: a raw,
+# A short-answer instruction in the spirit of the authors' released evaluation prompt (a raw,
 # non-chat prefix with three worked examples, the text after "ANSWER:" is the answer).
 LKF_PREFIX = ("Answer the question with a short response: only the answer, no text before or after it. "
               "Examples: Question: Which city hosted the 2012 Olympics? Answer: London. "
@@ -394,8 +395,8 @@ class LKFCorpus(FactsCorpus):
 
 
 def load_lkf(root, n_train_paraphrases: int = 5, n_eval_paraphrases: int = 15, n_retain_eval_paraphrases: int = 6,
-             n_mmlu: int | None = None, n_describe: int | None = None, **_ignored) -> LKFCorpus:
-    """Load the LKF benchmark (L5114, A.2-A.3) from ``root`` (the ``lkf`` manifest's folder).
+             n_mmlu: int | None = None, n_describe: int | None = None) -> LKFCorpus:
+    """Load the LKF benchmark (paper §4.4, App. A.2-A.3) from ``root`` (the ``lkf`` manifest's folder).
 
     Expected files (one row per question; see :data:`LKF_FILES`):
 
@@ -404,10 +405,10 @@ def load_lkf(root, n_train_paraphrases: int = 5, n_eval_paraphrases: int = 15, n
       paraphrases, matched to their original by ``answer`` (in file order);
     * ``forget_eval_para``: ``question, answer`` plus the 15 evaluation paraphrase columns
       ``q_qwen1..5, q_phi1..5, q_mist1..5``; ``retain_eval_para``: the same with 3 per model,
-      of which the first ``n_retain_eval_paraphrases`` are used (L5100);
+      of which the first ``n_retain_eval_paraphrases`` are used (paper §4.3);
     * ``relearn``: ``question, answer`` (the disjoint relearning set, B.5);
-    * ``mmlu``: ``question, choices`` (4 strings), ``answer`` (index) - the utility probe (L5102);
-    * ``alpaca_eval``: ``instruction, output`` - prompts for Rep and the WR proxy (L5104-5110).
+    * ``mmlu``: ``question, choices`` (4 strings), ``answer`` (index) - the utility probe (paper §4.3);
+    * ``alpaca_eval``: ``instruction, output`` - prompts for Rep and the WR proxy (paper §4.3, App. B.4).
     """
     from pathlib import Path
 
@@ -464,7 +465,7 @@ def load_lkf(root, n_train_paraphrases: int = 5, n_eval_paraphrases: int = 15, n
         k = int(r["answer"])
         if len(ch) != 4 or not 0 <= k < len(ch):
             raise ValueError(f"mmlu row {i}: expected 4 choices and an answer index 0-3, got {len(ch)} choices "
-                             f"and index {k} (the utility probe is 4-way, L5102)")
+                             f"and index {k} (the utility probe is 4-way, paper §4.3)")
         rel = f"mmlu-{i}"
         templates[rel] = [_esc(r["question"])] * (1 + n_tr + len(evl))
         answer_pools[rel] = [str(c) for c in ch]

@@ -1,6 +1,6 @@
 """Full-profile loaders for ImageFolder-style trees (``root/<class>/<image>``): NINCO, ImageNet val.
 
-NINCO (paper 8.1, Zenodo record 8013288, ``NINCO_all.tar.gz``; notes §3.2) unpacks to
+NINCO (paper 8.1, Zenodo record 8013288, ``NINCO_all.tar.gz``) unpacks to
 
     NINCO/NINCO_OOD_classes/<64 class folders>/
     NINCO/NINCO_OOD_unit_tests/<17 unit-test folders>/

@@ -1,4 +1,4 @@
-"""Common-corruption shifts for the CIFAR-10-C analogue (paper App. H, S:3495; notes D13).
+"""Common-corruption shifts for the CIFAR-10-C analogue (paper App. H, Sec. 8.3 (App. A); the ch. 5 implementation notes).
 
 CIFAR-10-C (Hendrycks & Dietterich 2019) applies 15 corruptions at 5 severities; the released
 code evaluates severity 5.  Here a subset of corruption families that are well-defined at any
@@ -14,27 +14,24 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-_REGISTRY: dict[str, Callable] = {}
+from repro.core.registry import Registry
+
+#: name -> ``fn(x_uint8, severity, generator) -> x_uint8``
+CORRUPTIONS = Registry("corruption", set_name=False)
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def register(name: str):
-    def deco(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"corruption {name!r} registered twice")
-        _REGISTRY[name] = fn
-        return fn
-    return deco
+    return CORRUPTIONS.register(name)
 
 
 def list_corruptions() -> list[str]:
-    return list(_REGISTRY)
+    return CORRUPTIONS.list()
 
 
 def get(name: str) -> Callable:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown corruption {name!r}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The corruption function itself (called with (x, severity, generator))."""
+    return CORRUPTIONS.entry(name)
 
 
 def _f(x):

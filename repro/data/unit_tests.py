@@ -1,10 +1,10 @@
-"""The 17 OOD unit tests of paper 8.1 (dissertation L468, L1196-1200; recipes L1692-1724).
+"""The 17 OOD unit tests of paper 8.1 (Sec. 3.3; paper 8.1 Sec. 3.2, recipes in its App. G).
 
 Each test is a synthetic OOD "class" of 400 images that a good detector should reject easily;
-a detector *fails* a test when its FPR@95%TPR on it exceeds 10 % (L1198). Pixel values are
-generated in [0, 1] per RGB channel and clipped where necessary (L1724), then stored as uint8.
+a detector *fails* a test when its FPR@95%TPR on it exceeds 10 % (paper 8.1 Sec. 3.2). Pixel values are
+generated in [0, 1] per RGB channel and clipped where necessary (paper 8.1 App. G), then stored as uint8.
 
-Recipes (notes §3.3), with the table abbreviations in brackets:
+Recipes (paper 8.1 App. G), with the table abbreviations in brackets:
 
 1  uniform [Uni]          each channel/pixel i.i.d. U[0, 1]
 2  gaussian [Gauss]       sigma ~ {0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5} per image; N(0.5, sigma); clip
@@ -25,11 +25,11 @@ Recipes (notes §3.3), with the table abbreviations in brackets:
 17 blobs [Blob]           sigma ~ {1.5, 2, 2.5, 3, 3.5, 4}; each channel/pixel 1 w.p. 0.7 else 0; filtered;
                           values < 0.75 set to 0
 
-The paper's images mirror the sizes of random ImageNet images (L1694), so the filter widths are
+The paper's images mirror the sizes of random ImageNet images (paper 8.1 App. G), so the filter widths are
 in pixels of a ~``ref_size``-pixel image. Here images are ``size`` x ``size``; every sigma is
 scaled by ``size / ref_size`` so that a 32 px test looks like a downscaled paper image (at
 ``size == ref_size`` the recipes are used verbatim). "Gaussian filter with a size of sigma
-pixels" is read as standard deviation sigma (notes §3.3 [uncertain]).
+pixels" is read as standard deviation sigma (our reading; the paper does not say).
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ UNIT_TESTS: dict[str, Callable] = {name: _gen(name) for name in ABBREV}
 
 
 def _to_uint8(a: np.ndarray) -> torch.Tensor:
-    a = np.clip(a, 0.0, 1.0)  # "clipped to [0, 1] where necessary" (L1724)
+    a = np.clip(a, 0.0, 1.0)  # "clipped to [0, 1] where necessary" (paper 8.1 App. G)
     return torch.from_numpy(np.round(a * 255).astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -217,7 +217,7 @@ def unit_test(name: str, n: int = 400, size: int = 32, seed: int = 0, source_ima
 
 def make_unit_tests(n: int = 400, size: int = 32, seed: int = 0, names: Optional[list] = None,
                     source_images=None, ref_size: int = REF_SIZE) -> dict:
-    """All 17 OOD unit tests (paper 8.1, L1692-1724): ``{name: uint8 tensor [n, 3, size, size]}``.
+    """All 17 OOD unit tests (paper 8.1, App. G): ``{name: uint8 tensor [n, 3, size, size]}``.
 
     ``source_images`` (uint8 [N,3,H,W] or an ImageSet, e.g. the ID validation set, as the paper
     uses IN-1K val) feed the two pixel-permutation tests; by default ID-world images are rendered.

@@ -1,14 +1,14 @@
 """The generated image world: a seeded, download-free stand-in for ImageNet + NINCO.
 
-Chapter 3 (paper 8.1, "In or Out?", dissertation L1073-2225) needs
+Chapter 3 (paper 8.1, "In or Out?", dissertation Sec. 8.1) needs
 
 * an in-distribution (ID) classification task (ImageNet-1k analogue),
-* OOD classes that contain **no ID object** (the NINCO analogue, L458-462, L1176-1194),
+* OOD classes that contain **no ID object** (the NINCO analogue, Sec. 3.3; paper 8.1 Sec. 3),
   with NINCO-like uneven class sizes (N-Tab.9: 31-176 images, most 100),
 * near- and far-OOD variants,
 * "popular OOD datasets" whose images contain ID objects in a *known* fraction ``p``
   (N-Tab.1 / Tab.3.1), both *categorical* (the source class overlaps an ID class) and
-  *incidental* (a small ID object in the background) contamination (L436-438, L1095-1097),
+  *incidental* (a small ID object in the background) contamination (Sec. 3.3; paper 8.1 Sec. 1, Fig. 1),
   plus their cleaned versions, with a per-image contamination flag.
 
 Every image is one object (or none) drawn as an anti-aliased shape in normalised
@@ -429,7 +429,7 @@ def render_images(shapes: list, res: int = 32, seed: int = 0, *, clutter: float 
     """Render one image per entry of ``shapes`` (SHAPES keys, FAR_TEXTURES keys, or None).
 
     ``incidental[i]``, when given and not None, adds a small ID object near a corner of
-    image i (incidental contamination, L1095-1097). Returns uint8 [N, 3, res, res].
+    image i (incidental contamination, paper 8.1 Sec. 1). Returns uint8 [N, 3, res, res].
     """
     if res < 8:
         raise ValueError(f"resolution must be >= 8 pixels, got {res}")
@@ -586,7 +586,7 @@ def make_world(seed: int = 0, resolution: int = 32, n_train_per_class: int = 500
     """Generate the world (module docstring). Seeded: same arguments -> bit-identical tensors.
 
     ``ood_scale`` multiplies the NINCO class sizes (1.0 gives 31..176 images per class).
-    ``n_popular`` images per popular-dataset analogue (the paper inspected 400 per set, L1115).
+    ``n_popular`` images per popular-dataset analogue (the paper inspected 400 per set, N-Tab. 1).
     """
     if not 2 <= n_classes <= len(ID_SHAPES):
         raise ValueError(f"n_classes must be in [2, {len(ID_SHAPES)}], got {n_classes}")

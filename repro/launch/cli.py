@@ -6,6 +6,7 @@
     repro sweep ch6 --profile full --status                         # done / running / failed + log paths
     repro sweep --status                                            # every sweep under <results>/sweeps
 
+A chapter's jobs come from its study's ``repro/studies/<chapter>_<name>/jobs.py`` (``build``).
 A chapter whose later jobs depend on earlier results (ch5 ablations, ch6 stages 2-3 after the ρ
 selection) is run stage by stage; with ``--no-wait`` run the same command again once a stage is
 done to submit the next one. ``repro/cli.py`` registers this with ``add_sweep_parser(subparsers)``.
@@ -42,7 +43,7 @@ def _print_status(name: str, jobs) -> bool:
 def _cmd_sweep(args) -> int:
     if args.chapter is None:
         if not args.status:
-            raise ValueError(f"repro sweep needs a CHAPTER (one of: {', '.join(sorted(launch.BUILDERS))}); "
+            raise ValueError(f"repro sweep needs a CHAPTER (one of: {', '.join(launch.sweep_chapters())}); "
                              "only `repro sweep --status` may omit it")
         names = launch.sweeps()
         if not names:
@@ -70,7 +71,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     s = subparsers.add_parser("sweep", help="run a chapter's expensive loop as cached jobs (local, submitit, SLURM)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("chapter", nargs="?", default=None,
-                   help=f"one of: {', '.join(sorted(launch.BUILDERS))} (omit with --status: every sweep)")
+                   help=f"one of: {', '.join(launch.sweep_chapters())} (omit with --status: every sweep)")
     s.add_argument("--profile", default="cpu", choices=PROFILES)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--executor", default="local", choices=launch.EXECUTORS,

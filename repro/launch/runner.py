@@ -28,8 +28,9 @@ Executors (``executor=``):
 ``"submitit-local"`` always submitit's ``LocalExecutor`` (what the tests use; a dry run of a SLURM sweep);
 ``"slurm"``     ``submitit.AutoExecutor(cluster="slurm")``; fails clearly without SLURM.
 
-Chapter job builders (:data:`BUILDERS`, ``register``/``get``) express each chapter's loop only
-through functions the chapter packages already expose; see :func:`jobs_for`.
+A chapter's jobs come from its study: ``repro/studies/<chapter>_<name>/jobs.py`` defines
+``build(profile, seed) -> list[Job]`` and the job functions, built from the plan the notebook runs;
+:func:`jobs_for` imports it by the study package's name. This module knows no chapter.
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ class Job:
 
     @property
     def key(self) -> str:
-        return cache.key_for(self.name, self.cache_params(), self.version)
+        return cache.key_for(self.name, self.cache_params(), self.version, code=self.fn)  # the job function's module
 
     def path(self, root: Optional[Path] = None) -> Path:
         return cache.entry_path(self.name, self.key, root)
@@ -121,7 +122,7 @@ def execute(job: Job, root: Optional[str] = None) -> str:
     """
     fn = resolve(job.fn)
     cache.get_or_compute(job.name, job.cache_params(), lambda: fn(**job.params), job.version,
-                         root=Path(root) if root else None)
+                         root=Path(root) if root else None, code=job.fn)
     return job.key
 
 
@@ -535,54 +536,92 @@ def recorded_jobs(sweep: str) -> list[Job]:
     return out
 
 
-# --------------------------------------------------------------------------- chapter job builders
-BUILDERS: dict[str, Callable[..., list[Job]]] = {}
+# --------------------------------------------------------------------------- sweep builders
+# A chapter's sweep is the ``build(profile, seed) -> list[Job]`` of its study's ``jobs.py``
+# (``repro/studies/<chapter>_<name>/jobs.py``), built from the plan the notebook runs. The run layer
+# only finds it by the study package's name; it knows nothing of any chapter's loop.
+BUILDERS: dict[str, Callable[..., list[Job]]] = {}  # registered in-process (tests, a user's own sweep)
 
 
 def register(chapter: str):
-    """``@register("ch3")`` on a function ``(profile, seed) -> list[Job]``."""
+    """``@register("name")`` on a function ``(profile, seed) -> list[Job]``: a sweep that is not a study's
+    ``jobs.py`` (looked up before the studies)."""
     def deco(fn):
         BUILDERS[chapter] = fn
         return fn
     return deco
 
 
+def study_packages() -> dict[str, str]:
+    """Chapter -> study package, read from the packages of :mod:`repro.studies` (``ch5_sharpness`` is
+    chapter ``ch5``, ``appendix_related`` is ``appendix``)."""
+    import pkgutil
+
+    import repro.studies
+
+    return {m.name.split("_")[0]: m.name for m in pkgutil.iter_modules(repro.studies.__path__) if m.ispkg}
+
+
+def _has_jobs(package: str) -> bool:
+    import repro.studies
+
+    return any((Path(d) / package / "jobs.py").exists() for d in repro.studies.__path__)
+
+
+def sweep_chapters() -> list[str]:
+    """The names ``repro sweep`` accepts: chapters whose study has a ``jobs.py``, plus registered sweeps."""
+    return sorted({c for c, p in study_packages().items() if _has_jobs(p)} | set(BUILDERS))
+
+
 def get(chapter: str) -> Callable[..., list[Job]]:
-    if chapter not in BUILDERS:
-        raise ValueError(f"no job builder for chapter {chapter!r}; available: {', '.join(sorted(BUILDERS))}")
-    return BUILDERS[chapter]
+    """The sweep builder of ``chapter``: a registered one, else ``repro.studies.<package>.jobs:build``."""
+    if chapter in BUILDERS:
+        return BUILDERS[chapter]
+    packages = study_packages()
+    if chapter not in packages:
+        raise ValueError(f"no job builder for chapter {chapter!r}: not a chapter of repro.studies "
+                         f"(chapters: {', '.join(sorted(packages))}); sweeps exist for: {', '.join(sweep_chapters())}")
+    module = f"repro.studies.{packages[chapter]}.jobs"
+    if not _has_jobs(packages[chapter]):
+        raise ValueError(f"no job builder for chapter {chapter!r}: it has no sweep ({module} does not exist; its "
+                         f"notebook computes everything in-process with `repro run {chapter}`). Chapters with a "
+                         f"sweep: {', '.join(sweep_chapters())}")
+    build = getattr(importlib.import_module(module), "build", None)
+    if not callable(build):
+        raise ValueError(f"{module} has no function build(profile, seed) -> list[Job]; every study's jobs.py "
+                         "defines one (repro/studies/__init__.py)")
+    return build
 
 
 def jobs_for(chapter: str, profile: str = "cpu", seed: int = 0) -> list[Job]:
-    """The chapter's expensive loop as independent jobs (see each builder's docstring)."""
-    return get(chapter)(profile, seed)
+    """The chapter's expensive loop as independent jobs (see its study's ``jobs.build``)."""
+    jobs = get(chapter)(profile, seed)
+    bad = [type(j).__name__ for j in jobs if not isinstance(j, Job)]
+    if bad:
+        raise TypeError(f"the sweep builder of {chapter!r} returned {bad[0]} items; it must return a list of "
+                        "repro.launch.runner.Job")
+    return list(jobs)
 
 
-# Job functions: module-level so a worker can import them. Each rebuilds its inputs from the chapter's
-# profile config exactly as the notebook does and calls the chapter's own (cached) function, so the
-# chapter's cache entry -- the one the notebook reads -- is what the sweep fills. What a job returns is
-# small (accuracies, errors): it is the sweep's own cache entry, read back by the next stage's builder.
+def results_if_done(jobs: Sequence[Job]) -> Optional[list]:
+    """The values of ``jobs`` when every one is cached (a later stage may then be built), else None."""
+    if not all(j.done() for j in jobs):
+        return None
+    return [cache.read_entry(j.path()) for j in jobs]
+
+
+# Helpers for the job functions of a study's jobs.py: module-level so a worker can import them. Each
+# job rebuilds its inputs from the chapter's profile config exactly as the notebook does and calls the
+# study's own (cached) function, so the cache entry the notebook reads is what the sweep fills. What a
+# job returns is small (accuracies, errors): the sweep's own cache entry, read back by the next stage.
 # tests/test_launch_chapters.py checks, per chapter, that after a sweep the notebook's calls are all hits.
-def ch3_zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
-    """Train zoo model ``index`` of the ch3/ch4 zoo via :func:`repro.studies.ch3_ninco.zoo.train_zoo_model` (same world as the notebook)."""
-    from repro.core.config import chapter_config, device as pick
-    from repro.data.world import make_world
-    from repro.studies.ch3_ninco.zoo import train_zoo_model, zoo_entries
-
-    cfg = chapter_config("ch3", profile)
-    world = make_world(seed=seed, **cfg["world"])
-    entry = zoo_entries(cfg)[index]
-    z = train_zoo_model(world, entry, seed=seed, device=pick(device), progress=False)
-    return {"name": z.name, "test_acc": float(z.test_acc)}
-
-
 _INPUTS: dict = {}
 
 
-def _memo(chapter: str, profile: str, seed: int, variant: str, build: Callable):
+def memo(chapter: str, profile: str, seed: int, variant: str, build: Callable):
     """Inputs shared by a chapter's jobs (data, world), built once per process for the same profile
     config (``variant``: anything else that changes them, e.g. ch5's zoo key): in-process and pool
-    sweeps run many jobs per process, a SLURM task runs one."""
+    sweeps run many jobs per process, a SLURM task runs one. ``build(cfg)`` makes them."""
     from repro.core.config import chapter_config
 
     cfg = chapter_config(chapter, profile)
@@ -591,113 +630,6 @@ def _memo(chapter: str, profile: str, seed: int, variant: str, build: Callable):
         _INPUTS.clear()  # one chapter's inputs at a time: they can be large
         _INPUTS[key] = build(cfg)
     return _INPUTS[key]
-
-
-def _ch5_inputs(profile: str, seed: int, zoo_key: str = "zoo"):
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    def build(cfg):
-        cfg = zoo.zoo_config(cfg, zoo_key) if zoo_key != "zoo" else cfg
-        z = cfg["zoo"]
-        hps = zoo.sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
-        return cfg, zoo.prepare_data(cfg), hps
-
-    return _memo("ch5", profile, seed, zoo_key, build)
-
-
-def _ch5_entry(profile: str, seed: int, index: int, device: str, zoo_key: str = "zoo"):
-    from repro.core.config import device as pick
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    cfg, data, hps = _ch5_inputs(profile, seed, zoo_key)
-    dev = pick(device)
-    return cfg, data, dev, zoo.train_zoo_model(hps[index], data, dict(cfg["train"]), cfg["zoo"]["arch"],
-                                               data["num_classes"], dev, cfg["zoo"].get("arch_kwargs"))
-
-
-def ch5_zoo_model(profile: str, seed: int, index: int, device: str = "auto", zoo_key: str = "zoo") -> dict:
-    """Train ch5 zoo model ``index`` (App. H) via :func:`repro.studies.ch5_sharpness.experiment.train_zoo_model`, the call
-    the notebook's ``zoo.train_zoo`` makes for that model (``zoo_key="zoo_vit"``: the ViT zoo)."""
-    _, _, _, e = _ch5_entry(profile, seed, index, device, zoo_key)
-    return {"index": index, "diverged": bool(e["diverged"]), "train_err": float(e["train_err"]),
-            "test_err": float(e["test_err"]), "shift_err": float(e["shift_err"])}
-
-
-def ch5_sharpness_model(profile: str, seed: int, index: int, device: str = "auto", zoo_key: str = "zoo") -> dict:
-    """Sharpness of ch5 zoo model ``index`` on the whole (definition, ρ) grid (Table 3 analogue; Table 4
-    for ``zoo_key="zoo_vit"``) via :func:`repro.studies.ch5_sharpness.experiment.sharpness_frame` on ``[entry]``, one
-    process (the sweep parallelises)."""
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    cfg, data, dev, e = _ch5_entry(profile, seed, index, device, zoo_key)
-    df = zoo.sharpness_frame([e], data, cfg, zoo.rho_grid(cfg), device=dev, seed=seed, progress=False, jobs=1)
-    return {"index": index, **{c: float(df[c].iloc[0]) for c in df.columns if "@" in c}}
-
-
-def ch5_ablation_model(profile: str, seed: int, index: int, device: str = "auto") -> dict:
-    """APGD-steps and m ablations (Figs. 30-31) of ch5 zoo model ``index`` via
-    :func:`repro.studies.ch5_sharpness.experiment.ablation_frame` on ``[entry]`` (the notebook's definition and ρ)."""
-    from repro.sharpness import MAIN_DEFINITION
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    cfg, data, dev, e = _ch5_entry(profile, seed, index, device)
-    rho = [r for d, r in zoo.rho_grid(cfg) if d == MAIN_DEFINITION][0]
-    steps, ms = zoo.ablation_frame([e], data, cfg, MAIN_DEFINITION, rho, device=dev, seed=seed)
-    return {"index": index, "steps": steps.sharpness.tolist(), "m": ms.sharpness.tolist()}
-
-
-def _ch6_data(profile: str):
-    from repro.studies.ch6_samon import experiment as ex
-
-    def build(cfg):
-        if profile == "full":
-            from repro.data.cifar import make_data_cifar
-
-            return cfg, make_data_cifar(cfg)
-        return cfg, ex.make_data(cfg["world"])
-
-    return _memo("ch6", profile, 0, "", build)
-
-
-def ch6_train_run(profile: str, seed: int, spec: dict, device: str = "auto") -> dict:
-    """One ch6 training run via :func:`repro.studies.ch6_samon.experiment.train_run` on the notebook's data."""
-    from repro.core.config import device as pick
-    from repro.studies.ch6_samon import experiment as ex
-
-    cfg, data = _ch6_data(profile)
-    d = {k: v for k, v in data.items() if k != "num_classes"}
-    r = ex.train_run(d, cfg["model"], data["num_classes"], cfg["train"], ex.RunSpec(**spec), device=pick(device))
-    return {"val_acc": float(r["val_acc"]), "test_acc": float(r["test_acc"]), "train_time": float(r["train_time"])}
-
-
-def _ch7_world(profile: str, seed: int, device: str):
-    from repro.core.config import device as pick
-    from repro.studies.ch7_jensun import experiment as X
-
-    # run_unlearning/run_relearning deep-copy world.base, so one world serves every job of a process
-    return _memo("ch7", profile, seed, device, lambda cfg: X.build_world(cfg, seed=seed, device=pick(device)))
-
-
-def ch7_unlearning_run(profile: str, seed: int, method: str, options: Optional[dict] = None,
-                       device: str = "auto") -> dict:
-    """One ch7 unlearning run: :func:`repro.studies.ch7_jensun.experiment.run_unlearning` with ``options``
-    (its keyword arguments: ``lr``, ``loss_kwargs``, ``target``, ``paraphrases``, ``dynamics_every``)."""
-    from repro.studies.ch7_jensun import experiment as X
-
-    world = _ch7_world(profile, seed, device)
-    r = X.run_unlearning(world, method, seed=seed, **(options or {}))
-    return {"method": method, "metrics": {k: float(v) for k, v in r["metrics"].items()
-                                          if isinstance(v, (int, float))}}
-
-
-def ch7_relearning_run(profile: str, seed: int, method: str, multiples: list, device: str = "auto") -> dict:
-    """Unlearn k x longer and relearn (Table 3 analogue) via :func:`repro.studies.ch7_jensun.experiment.run_relearning`."""
-    from repro.studies.ch7_jensun import experiment as X
-
-    world = _ch7_world(profile, seed, device)
-    rows = X.run_relearning(world, method, multiples=tuple(multiples), seed=seed)
-    return {"method": method, "rows": [{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in r.items()}
-                                       for r in rows]}
 
 
 def example_job(i: int, n: int = 200, scale: float = 1.0) -> dict:
@@ -710,152 +642,6 @@ def example_job(i: int, n: int = 200, scale: float = 1.0) -> dict:
     y = X @ w + 0.01 * rng.normal(size=n)
     w_hat = np.linalg.lstsq(X, y, rcond=None)[0]
     return {"i": i, "w_hat": w_hat, "residual": float(np.linalg.norm(X @ w_hat - y))}
-
-
-def _results_if_done(jobs: Sequence[Job]) -> Optional[list]:
-    """The values of ``jobs`` when every one is cached (a later stage may then be built), else None."""
-    if not all(j.done() for j in jobs):
-        return None
-    return [cache.read_entry(j.path()) for j in jobs]
-
-
-@register("ch3")
-def _ch3_jobs(profile: str, seed: int) -> list[Job]:
-    """One job per zoo model of ``repro/profiles/ch3.yaml`` (the zoo ch3 and ch4 share)."""
-    from repro.core.config import chapter_config
-    from repro.studies.ch3_ninco.zoo import zoo_entries
-
-    cfg = chapter_config("ch3", profile)
-    if profile == "full":
-        # the ch3/ch4 notebooks stop at profile=full (ImageNet + NINCO features of pretrained checkpoints);
-        # the loop there is feature extraction per checkpoint, which the chapter does not expose as a job yet
-        raise ValueError("ch3/ch4 have no full-profile sweep yet: their full profile needs per-checkpoint feature "
-                         "extraction on ImageNet/NINCO, not exposed by repro.studies.ch3_ninco.zoo; use --profile smoke or cpu")
-    entries = zoo_entries(cfg)
-    return [Job("repro.launch.runner:ch3_zoo_model", {"profile": profile, "seed": seed, "index": i}, "sweep_ch3_zoo",
-                label=f"ch3 zoo {i}: {e.name}") for i, e in enumerate(entries)]
-
-
-register("ch4")(_ch3_jobs)
-
-
-@register("ch5")
-def _ch5_jobs(profile: str, seed: int) -> list[Job]:
-    """Stage 1: one training job per zoo model. Stage 2, once stage 1 is cached, chosen as the notebook
-    chooses (:func:`repro.studies.ch5_sharpness.experiment.keep_mask`): one sharpness job per kept model, and one ablation
-    job for each of the first ``ablation.n_models`` kept models (non-diverged ones when none is kept).
-    A profile with a ``zoo_vit`` (Table 4) gets the same two stages for the ViT zoo."""
-    from repro.core.config import chapter_config
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    cfg = chapter_config("ch5", profile)
-    jobs = _ch5_zoo_jobs(cfg, profile, seed, "zoo", with_ablation=True)
-    if "zoo_vit" in cfg:  # the ViT zoo (Table 4): its own stages, no ablations (as in the notebook)
-        jobs += _ch5_zoo_jobs(zoo.zoo_config(cfg, "zoo_vit"), profile, seed, "zoo_vit", with_ablation=False)
-    return jobs
-
-
-def _ch5_zoo_jobs(cfg: dict, profile: str, seed: int, zoo_key: str, with_ablation: bool) -> list[Job]:
-    import pandas as pd
-
-    from repro.studies.ch5_sharpness import experiment as zoo
-
-    n = int(cfg["zoo"]["n_models"])
-    extra = {} if zoo_key == "zoo" else {"zoo_key": zoo_key}  # keeps the ResNet jobs' cache keys unchanged
-    tag = "" if zoo_key == "zoo" else " ViT"
-    stage1 = [Job("repro.launch.runner:ch5_zoo_model", {"profile": profile, "seed": seed, "index": i, **extra},
-                  "sweep_ch5_zoo", label=f"ch5{tag} zoo {i} (train)") for i in range(n)]
-    res = _results_if_done(stage1)
-    if res is None:
-        return stage1
-    kept = [int(i) for i in pd.DataFrame(res).index[zoo.keep_mask(pd.DataFrame(res), cfg["train_err_max"])]]
-    pool = kept or [r["index"] for r in res if not r["diverged"]]
-    chosen = pool[: int(cfg["ablation"]["n_models"])] if with_ablation else []
-
-    def job(fn: str, name: str, i: int, what: str) -> Job:
-        return Job(f"repro.launch.runner:{fn}", {"profile": profile, "seed": seed, "index": i, **extra}, name,
-                   label=f"ch5{tag} {what} {i}")
-
-    return (stage1 + [job("ch5_sharpness_model", "sweep_ch5_sharpness", i, "sharpness") for i in kept]
-            + [job("ch5_ablation_model", "sweep_ch5_ablation", i, "ablation (steps, m)") for i in chosen])
-
-
-def _ch6_job(profile: str, seed: int, spec: dict) -> Job:
-    s = spec
-    label = (f"ch6 {s['method']} {s.get('variant', '')} {s.get('params', '')} rho={s.get('rho', 0)} seed={s['seed']}"
-             if s["method"] == "sam" else f"ch6 sgd seed={s['seed']}")
-    return Job("repro.launch.runner:ch6_train_run", {"profile": profile, "seed": seed, "spec": spec}, "sweep_ch6_run",
-               label=label)
-
-
-@register("ch6")
-def _ch6_jobs(profile: str, seed: int) -> list[Job]:
-    """The three stages of :func:`repro.studies.ch6_samon.experiment.run_plan`, one ``train_run`` per job.
-
-    Stage 1: the ρ grid (first seed) of every variant, all and ON, plus SGD on every seed. Stages 2-3
-    need the ρ selected on stage 1 (:func:`repro.studies.ch6_samon.experiment.select_rho`), so they are built once
-    stage 1 is cached: every variant at its selected ρ on all seeds, then the block-restricted and
-    sparse SAM-ON runs at SAM-ON's ρ. ``repro sweep`` runs the stages one after another.
-    """
-    import pandas as pd
-
-    from repro.core.config import chapter_config
-    from repro.studies.ch6_samon import experiment as ex
-
-    cfg = chapter_config("ch6", profile)
-    seeds = list(cfg["seeds"])
-
-    def spec(**kw) -> dict:
-        return {k: v for k, v in asdict(ex.RunSpec(**kw)).items() if k != "label" or v}
-
-    grid = [ex.RunSpec("sam", v, p, float(r), seeds[0], runtime_mode=(p == "only_norm"))
-            for v in cfg["variants"] for p in ("all", "only_norm") for r in cfg["rho_grid"][v][p]]
-    stage1 = [_ch6_job(profile, seed, spec(**{k: v for k, v in asdict(s).items() if k != "label"})) for s in grid]
-    sgd = [_ch6_job(profile, seed, spec(method="sgd", seed=s)) for s in seeds]
-    res = _results_if_done(stage1)
-    if res is None:
-        return stage1 + sgd
-    frame = pd.DataFrame([dict(method="sam", variant=s.variant, mode=s.mode, rho=s.rho, val_acc=100 * r["val_acc"])
-                          for s, r in zip(grid, res)])
-    best = ex.select_rho(frame)
-    later = []
-    for v in cfg["variants"]:
-        for p, mode in (("all", "all"), ("only_norm", "ON")):
-            later += [spec(method="sam", variant=v, params=p, rho=best[(v, mode)], seed=s, runtime_mode=(p == "only_norm"))
-                      for s in seeds]
-    rho_on = best.get(("sam", "ON"), float(cfg["rho_grid"]["sam"]["only_norm"][0]))
-    later += [spec(method="sam", variant="sam", params=ex.block_prefixes(cfg["model"], b), rho=rho_on, seed=s,
-                   runtime_mode=True) for b in cfg.get("blocks", []) for s in seeds]
-    later += [spec(method="sam", variant="sam", params=sp, rho=rho_on, seed=s) for sp in cfg.get("sparse", [])
-              for s in seeds]
-    jobs = stage1 + sgd
-    seen = {j.key for j in jobs}
-    for s in later:
-        j = _ch6_job(profile, seed, s)
-        if j.key not in seen:  # the selected-ρ run on the first seed is a grid run already
-            seen.add(j.key)
-            jobs.append(j)
-    return jobs
-
-
-@register("ch7")
-def _ch7_jobs(profile: str, seed: int) -> list[Job]:
-    """Every unlearning/relearning run of the ch7 notebook, one job each: the chapter's own list
-    :func:`repro.studies.ch7_jensun.experiment.run_plan` (Table 1, Fig. 12, Tables 9-10, Fig. 16, Fig. 14)
-    plus one relearning job per ``sweeps.relearn_methods`` (Table 3)."""
-    from repro.core.config import chapter_config
-    from repro.studies.ch7_jensun.experiment import run_plan
-
-    cfg = chapter_config("ch7", profile)
-    sw = cfg["sweeps"]
-    jobs = [Job("repro.launch.runner:ch7_unlearning_run", {"profile": profile, "seed": seed, "method": m, "options": o},
-                "sweep_ch7_unlearn", label=f"ch7 unlearn {m}" + "".join(f" {k}={v}" for k, v in o.items()))
-            for m, o in run_plan(cfg)]
-    jobs += [Job("repro.launch.runner:ch7_relearning_run", {"profile": profile, "seed": seed, "method": m,
-                                                     "multiples": list(sw["relearn_multiples"])},
-                 "sweep_ch7_relearn", label=f"ch7 relearn {m} x{list(sw['relearn_multiples'])}")
-             for m in sw["relearn_methods"]]
-    return jobs
 
 
 def run_chapter(chapter: str, profile: str = "cpu", seed: int = 0, *, sweep: Optional[str] = None,

@@ -21,7 +21,15 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from repro.core.registry import Registry
+
+
+def _load_all() -> None:
+    _import_all()
+
+
+#: name -> ``fn(num_classes, **kw) -> nn.Module`` (every module of this package is imported first)
+MODELS = Registry("model", loader=_load_all, set_name=False)
 
 # Inputs are uint8 images; models see (x/255 - 0.5)/0.5, i.e. values in [-1, 1].
 MEAN = (0.5, 0.5, 0.5)
@@ -31,18 +39,11 @@ STD = (0.5, 0.5, 0.5)
 def register_model(name: str):
     """Decorator registering ``fn(num_classes, **kw) -> nn.Module`` under ``name``."""
 
-    def deco(fn):
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
+    return MODELS.list(sorted=True)
 
 
 def create_model(name: str, num_classes: int, pretrained: bool = False, **kw: Any) -> nn.Module:
@@ -51,13 +52,16 @@ def create_model(name: str, num_classes: int, pretrained: bool = False, **kw: An
     Registered models are always from scratch: asking for ``pretrained=True`` raises, because no
     weights exist for them.
     """
-    _import_all()
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if name in _REGISTRY:
+    if name in MODELS:
         if pretrained:
             raise ValueError(f"{name!r} is a from-scratch model of this suite; no pretrained weights exist")
-        return _REGISTRY[name](num_classes=num_classes, **kw)
+        model = MODELS.get(name, num_classes=num_classes, **kw)
+        # the suite's own input convention travels with the model, so code that receives uint8
+        # images (e.g. repro.sharpness.measure) never has to guess it
+        model.input_normalization = {"mean": MEAN, "std": STD}
+        return model
     import timm
 
     if not timm.is_model(name):
@@ -90,6 +94,22 @@ def preprocess(x: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
+
+
+def input_normalization(model: nn.Module) -> dict | None:
+    """``{"mean": ..., "std": ...}`` the model expects on [0, 1] images, or ``None`` if it declares none.
+
+    Read from ``model.input_normalization`` (set by :func:`create_model` for the suite's models) or
+    from timm's ``pretrained_cfg`` / ``default_cfg`` (e.g. ImageNet statistics for a timm checkpoint).
+    """
+    own = getattr(model, "input_normalization", None)
+    if isinstance(own, dict) and "mean" in own and "std" in own:
+        return {"mean": tuple(own["mean"]), "std": tuple(own["std"])}
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        if isinstance(cfg, dict) and cfg.get("mean") is not None and cfg.get("std") is not None:
+            return {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"])}
+    return None
 
 
 def classifier_head(model: nn.Module) -> nn.Linear:

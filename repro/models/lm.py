@@ -1,6 +1,6 @@
 """Small Hugging Face decoder-only language models for chapter 7 (JensUn), built from a config.
 
-The paper unlearns Llama-3.2-3B-Instruct and Phi-3-Mini-4K-Instruct (L5369). The ``cpu`` profile
+The paper unlearns Llama-3.2-3B-Instruct and Phi-3-Mini-4K-Instruct (Sec. 8.5 (App. B.1)). The ``cpu`` profile
 cannot, so it pretrains a tiny ``LlamaForCausalLM`` *from scratch* on the generated facts corpus
 (:mod:`repro.data.facts`) with a word-level tokenizer trained by ``tokenizers``. The tiny model is
 saved with ``save_pretrained`` and reloaded with :func:`load_lm`, which is the same
@@ -139,7 +139,7 @@ def load_lm(name_or_path: str | Path, device: torch.device | str = "cpu", dtype:
 
     The same call serves a local directory written by :func:`save_lm` (``cpu`` profile) and a Hub
     id with a pinned ``revision`` in ``full`` (e.g. ``meta-llama/Llama-3.2-3B-Instruct`` in bf16
-    with gradient checkpointing, L5369). A missing local directory raises a clear error instead of
+    with gradient checkpointing, Sec. 8.5 (App. B.1)). A missing local directory raises a clear error instead of
     a Hub lookup."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -1,10 +1,10 @@
 """Pre-activation WideResNet for 32x32 inputs (Zagoruyko & Komodakis), as in homura's ``wrn28_10``.
 
-The SAM-ON paper's CIFAR WRN-28-10 (Table 1, L4379; App. A.1) is the homura pre-activation WRN
-(notes §2.1 [repo]): a 3x3 stem conv, three stages of (depth-4)/6 pre-activation basic blocks with
+The SAM-ON paper's CIFAR WRN-28-10 (Table 1, Sec. 8.4 (Sec. 4.1); App. A.1) is the homura pre-activation WRN
+(the the models implementation notes [repo]): a 3x3 stem conv, three stages of (depth-4)/6 pre-activation basic blocks with
 widths 16k, 32k, 64k, a final BN-ReLU before pooling, and a linear head. Convolutions have no bias;
 the 1x1 shortcut conv appears only where the width or stride changes. For CIFAR-100 this gives
-36,536,884 parameters of which 17,952 are BatchNorm γ/β (99.95 % sparsity, Tables 5/12, L4484).
+36,536,884 parameters of which 17,952 are BatchNorm γ/β (99.95 % sparsity, Tables 5/12, Sec. 8.4 (Sec. 5.1)).
 
 Stage modules are named ``layer1``..``layer3`` and the final BN ``norm``, so block-restricted
 SAM-ON ("B3", "B2+B3"; Fig. 3) selects ``prefixes=["layer3", "norm"]`` etc.

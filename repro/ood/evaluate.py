@@ -4,11 +4,11 @@ contamination study, method ranking. Results are tidy pandas frames.
 This module knows nothing about how a score is computed: it takes score arrays (higher = ID),
 or detector *names* plus precomputed features in :func:`score_detectors`.
 
-* Main metric: the **mean over OOD classes of the per-class FPR@95%TPR** (L1206); the pooled
-  FPR over all OOD images is reported beside it because class sizes differ (notes §2, §7.3).
-* OOD unit tests: a detector fails a test when its FPR on the test exceeds 10 % (L1198).
-  Unit tests are excluded from the summary metrics (L1198).
-* Contamination (N-Fig.3, L1159-1166): FPR on a set with ID fraction p vs its cleaned version.
+* Main metric: the **mean over OOD classes of the per-class FPR@95%TPR** (Sec. 8.1 (Sec. 3.3)); the pooled
+  FPR over all OOD images is reported beside it because class sizes differ (the ch. 3-4 implementation notes, Sec. 7.3).
+* OOD unit tests: a detector fails a test when its FPR on the test exceeds 10 % (Sec. 8.1 (Sec. 3.2)).
+  Unit tests are excluded from the summary metrics (Sec. 8.1 (Sec. 3.2)).
+* Contamination (N-Fig.3, Sec. 8.1 (Sec. 2.2)): FPR on a set with ID fraction p vs its cleaned version.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from repro.ood.metrics import SortedScores, check_scores
 __all__ = ["UNIT_TEST_FAIL_FPR", "per_class_metrics", "ninco_summary", "unit_test_verdicts", "contamination_study",
            "cleaning_effect", "rank_methods", "score_detectors", "evaluate_model"]
 
-UNIT_TEST_FAIL_FPR = 0.10  # L1198: "a user-defined threshold, which we suggest setting at 10%"
+UNIT_TEST_FAIL_FPR = 0.10  # Sec. 8.1 (Sec. 3.2): "a user-defined threshold, which we suggest setting at 10%"
 
 
 def _labels_or_single(scores, labels, class_names, dataset):
@@ -58,7 +58,7 @@ def per_class_metrics(scores_id, scores_ood, labels=None, class_names=None, data
 
 def ninco_summary(per_class: pd.DataFrame, by: Sequence[str] = ("model", "method"),
                   scores_pooled: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """Mean over OOD classes of the per-class FPR / AUROC (L1206, L1609), plus the worst class and
+    """Mean over OOD classes of the per-class FPR / AUROC (Sec. 8.1 (Sec. 3.3), Sec. 8.1 (App. D)), plus the worst class and
     the share of classes with FPR <= 50 % (the CDF view of N-Fig.5)."""
     by = [b for b in by if b in per_class.columns]
     if per_class.empty:
@@ -74,7 +74,7 @@ def ninco_summary(per_class: pd.DataFrame, by: Sequence[str] = ("model", "method
 
 def unit_test_verdicts(scores_id, unit_scores: Mapping[str, np.ndarray], threshold: float = UNIT_TEST_FAIL_FPR,
                        **keys) -> pd.DataFrame:
-    """One row per unit test: ``[**keys, test, fpr, failed]``; failed = FPR > ``threshold`` (L1198)."""
+    """One row per unit test: ``[**keys, test, fpr, failed]``; failed = FPR > ``threshold`` (Sec. 8.1 (Sec. 3.2))."""
     base = SortedScores(scores_id)
     rows = []
     for test, s in unit_scores.items():
@@ -84,9 +84,9 @@ def unit_test_verdicts(scores_id, unit_scores: Mapping[str, np.ndarray], thresho
 
 
 def cleaning_effect(scores_id, scores_pop, flags, **keys) -> dict:
-    """FPR on a contaminated set vs on its cleaned part (flags == 0), as in N-Fig.3 (L1159-1166).
+    """FPR on a contaminated set vs on its cleaned part (flags == 0), as in N-Fig.3 (Sec. 8.1 (Sec. 2.2)).
 
-    Also reports the share of false positives that are contaminated images (L1166: >85 % for SPECIES).
+    Also reports the share of false positives that are contaminated images (Sec. 8.1 (Sec. 2.2): >85 % for SPECIES).
     """
     base = SortedScores(scores_id)
     s = check_scores(scores_pop, "scores_pop")

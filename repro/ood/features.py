@@ -1,7 +1,7 @@
 """Batched extraction of pre-logit features, logits and the classifier head.
 
 Every detector of chapters 3-4 works on the pre-logit features Φ(x) (the input of the last
-linear layer, L1531, L2297), the logits, and the head (W, b) (notes §7.2: timm's
+linear layer, Sec. 8.1 (App. C) and Sec. 8.2 (Sec. 3.1)), the logits, and the head (W, b) (timm's
 ``forward_head(forward_features(x), pre_logits=True)``). Extraction is separated from scoring
 (DESIGN.md, "feature extraction apart from scoring"): features are computed once per
 (model, data, transform), cached through :mod:`repro.core.cache`, and every detector reads arrays.
@@ -9,6 +9,9 @@ linear layer, L1531, L2297), the logits, and the head (W, b) (notes §7.2: timm'
 On CUDA the loop uses autocast (bf16), channels_last and pinned host memory with non-blocking
 copies; on CPU it is a plain float32 loop. Features and logits are returned as float32 (the
 NINCO code stores float32 and casts to float64 for the statistics; detectors do that cast).
+bf16 autocast changes the numbers (many more tied logits), so the cache key holds the device type,
+the weights' dtype and the autocast mode (:func:`extraction_mode`): a CPU fp32 entry and a CUDA
+bf16 entry are never shared.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from torch import nn
 from repro.core.cache import fingerprint, get_or_compute
 from repro.ood.detectors.base import Head
 
-__all__ = ["Features", "ResizeNormalize", "extract", "extract_uncached", "FEATURES_VERSION"]
+__all__ = ["Features", "ResizeNormalize", "extract", "extract_uncached", "extraction_mode", "feature_cache_params",
+           "FEATURES_VERSION"]
 
 FEATURES_VERSION = "1"
 
@@ -104,17 +108,31 @@ def _default_transform(x: torch.Tensor) -> torch.Tensor:
     return preprocess(x)
 
 
+def _resolve_device(device) -> torch.device:
+    from repro.core.config import device as pick_device
+
+    return pick_device("auto") if device is None else torch.device(device)
+
+
+def extraction_mode(model: nn.Module, device=None) -> dict:
+    """How :func:`extract_uncached` computes on ``device``: device type, weight dtype, autocast dtype.
+    Part of the feature cache key (a result depends on all three)."""
+    dev = _resolve_device(device)
+    p = next(model.parameters(), None)
+    return {"device": dev.type, "dtype": str(p.dtype).replace("torch.", "") if p is not None else None,
+            "autocast": "bfloat16" if dev.type == "cuda" else None}
+
+
 def extract_uncached(model: nn.Module, data, batch_size: int = 256, device=None,
                      transform: Optional[Callable] = None, progress: bool = False) -> Features:
     """Run the model over ``data`` (ImageSet or uint8 tensor) and collect features and logits."""
-    from repro.core.config import device as pick_device
     from repro.models import classifier_head
 
     x, y = _images_and_labels(data)
     lin = classifier_head(model)  # clear error for a model without a linear head
-    dev = pick_device("auto") if device is None else torch.device(device)
+    dev = _resolve_device(device)
     transform = transform or _default_transform
-    cuda = dev.type == "cuda"
+    cuda = extraction_mode(model, dev)["autocast"] is not None
     was_training = model.training
     model.eval().to(dev)
     if cuda:
@@ -147,6 +165,17 @@ def extract_uncached(model: nn.Module, data, batch_size: int = 256, device=None,
     return Features(F, L, None if y is None else y.numpy().astype(np.int64), Head.from_module(lin))
 
 
+def feature_cache_params(model: nn.Module, data, device=None,
+                         transform_id: str = "preprocess(mean=0.5,std=0.5)") -> dict:
+    """Everything a cached feature entry depends on: weights, architecture, images, labels,
+    transform and the :func:`extraction_mode` (device type, weight dtype, autocast)."""
+    x, y = _images_and_labels(data)
+    xfp = data.pixels_fingerprint() if hasattr(data, "pixels_fingerprint") else fingerprint(x)
+    return {"model": fingerprint(model), "arch": type(model).__qualname__, "images": xfp,
+            "labels": None if y is None else fingerprint(y), "transform": transform_id,
+            **extraction_mode(model, device)}
+
+
 def extract(model: nn.Module, data, batch_size: int = 256, device=None, transform: Optional[Callable] = None,
             transform_id: str = "preprocess(mean=0.5,std=0.5)", progress: bool = True, cache: bool = True) -> Features:
     """Cached :func:`extract_uncached`. The key is (model weights + class, data content, transform id):
@@ -156,10 +185,7 @@ def extract(model: nn.Module, data, batch_size: int = 256, device=None, transfor
         raise ValueError("a custom transform needs its own transform_id (it is part of the cache key)")
     if not cache:
         return extract_uncached(model, data, batch_size, device, transform, progress)
-    x, y = _images_and_labels(data)
-    xfp = data.pixels_fingerprint() if hasattr(data, "pixels_fingerprint") else fingerprint(x)
-    params = {"model": fingerprint(model), "arch": type(model).__qualname__, "images": xfp,
-              "labels": None if y is None else fingerprint(y), "transform": transform_id}
+    params = feature_cache_params(model, data, device, transform_id)
 
     def compute():
         f = extract_uncached(model, data, batch_size, device, transform, progress)

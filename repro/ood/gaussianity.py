@@ -2,21 +2,21 @@
 
 The Mahalanobis detector models every class as N(mu_c, Sigma) with one shared covariance
 (Assumption I: class-conditional Gaussians; Assumption II: shared covariance; dissertation
-L2311-2312). This module measures how far pre-logit features are from that model, with and
-without the l2 normalisation of Mahalanobis++ (Eq. 6, L2378):
+Sec. 8.2 (Sec. 3.1)). This module measures how far pre-logit features are from that model, with and
+without the l2 normalisation of Mahalanobis++ (Eq. 6, Sec. 8.2 (Sec. 4)):
 
-- :func:`fit_class_gaussians` -- class means and the shared ML covariance (Eq. 1-2, L2289-2293),
+- :func:`fit_class_gaussians` -- class means and the shared ML covariance (Eq. 1-2, Sec. 8.2 (Sec. 3.1)),
 - :func:`sample_fitted_gaussian` / :func:`norm_comparison` -- per-class feature norms of real
   features vs samples from N(mu_c, Sigma) (Fig. 4.1 / M-Fig. 3, M-Fig. 8),
 - :func:`lemma31_moments`, :func:`lemma31_variance_eigen`, :func:`lemma31_table` -- Lemma 3.1
-  (L2329-2335): ||Phi||^2 of Gaussian features concentrates at tr(Sigma) + ||mu||^2,
+  (Sec. 8.2 (Sec. 3.2)): ||Phi||^2 of Gaussian features concentrates at tr(Sigma) + ||mu||^2,
 - :func:`qq_directions`, :func:`qq_data`, :func:`projection_kurtosis` -- QQ plots of class-centred,
-  standardised projections against N(0, 1) (Fig. 4.2 / M-Fig. 4, M-Fig. 9; L2337-2348),
-- :func:`deviation_score` -- the variance-alignment deviation of Eq. 5 (L2350-2354, derivation
-  App. C L2692-2722; M-Tab. 1 and M-Tab. 7), with :func:`expected_squared_projection`,
+  standardised projections against N(0, 1) (Fig. 4.2 / M-Fig. 4, M-Fig. 9; Sec. 8.2 (Sec. 3.2)),
+- :func:`deviation_score` -- the variance-alignment deviation of Eq. 5 (Sec. 8.2 (Sec. 3.2), derivation
+  App. C Sec. 8.2 (App. C); M-Tab. 1 and M-Tab. 7), with :func:`expected_squared_projection`,
 - :func:`class_variance_ratios` -- class variance / shared variance along one direction (M-Fig. 11),
 - :func:`diagnostic_figure_data` -- the data of the three per-model figures above, raw and normalised,
-- :func:`rejected_classes` -- distinct ID classes among the samples rejected at 95 % TPR (L2390),
+- :func:`rejected_classes` -- distinct ID classes among the samples rejected at 95 % TPR (Sec. 8.2 (Sec. 4)),
 - :func:`norm_confound` -- correlation of the feature norm with scores, confidence and correctness
   (Fig. 4.3 / M-Fig. 5, M-Fig. 7),
 - :func:`norm_scaling_fpr` -- FPR when OOD features are scaled by alpha (M-Fig. 6).
@@ -52,7 +52,7 @@ def _features_labels(features, labels) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """phi / ||phi||_2 (Eq. 6, L2378); a zero vector has no direction and is an error."""
+    """phi / ||phi||_2 (Eq. 6, Sec. 8.2 (Sec. 4)); a zero vector has no direction and is an error."""
     return l2_normalize_strict(x, "features")
 
 
@@ -74,7 +74,7 @@ class GaussianFit:
 
 
 def fit_class_gaussians(features, labels, normalize: bool = False) -> GaussianFit:
-    """Eq. 1-2 (L2289-2293): mu_c = class means, Sigma = (1/N) sum_c sum_{y_i=c} (phi_i - mu_c)(...)^T.
+    """Eq. 1-2 (Sec. 8.2 (Sec. 3.1)): mu_c = class means, Sigma = (1/N) sum_c sum_{y_i=c} (phi_i - mu_c)(...)^T.
 
     ``normalize=True`` fits on phi / ||phi|| (Mahalanobis++, Eq. 6); the means are not re-normalised.
     """
@@ -163,7 +163,7 @@ def norm_spread_summary(comparison: dict) -> dict:
 def lemma31_moments(mu, cov) -> tuple[float, float]:
     """E||X||^2 = tr(Sigma) + ||mu||^2 and Var||X||^2 = 2 tr(Sigma^2) + 4 mu^T Sigma mu, X ~ N(mu, Sigma).
 
-    Lemma 3.1 (L2329-2333); the variance is the simplified form of the lemma's expression
+    Lemma 3.1 (Sec. 8.2 (Sec. 3.2)); the variance is the simplified form of the lemma's expression
     (see :func:`lemma31_variance_eigen`, which is equal).
     """
     mu = np.asarray(mu, dtype=np.float64)
@@ -172,7 +172,7 @@ def lemma31_moments(mu, cov) -> tuple[float, float]:
 
 
 def lemma31_variance_eigen(mu, cov) -> float:
-    """The lemma's own expression sum_i (3 l_i^2 + 6 m_i^2 l_i + m_i^4) - (l_i + m_i^2)^2 (L2333),
+    """The lemma's own expression sum_i (3 l_i^2 + 6 m_i^2 l_i + m_i^4) - (l_i + m_i^2)^2 (Sec. 8.2 (Sec. 3.2)),
     with (l_i) the eigenvalues of Sigma and m = U^T mu the mean in the eigenbasis (the proof's Z = U^T X)."""
     lam, U = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
     m = U.T @ np.asarray(mu, dtype=np.float64)
@@ -223,7 +223,7 @@ def qq_directions(fit: GaussianFit, n_random: int = 1, seed: int = 0, rtol: floa
 
 
 def centred_projections(features, labels, direction, normalize: bool = False) -> np.ndarray:
-    """u^T (phi_i - mu_{c[i]}) standardised by its empirical standard deviation (L2337-2348)."""
+    """u^T (phi_i - mu_{c[i]}) standardised by its empirical standard deviation (Sec. 8.2 (Sec. 3.2))."""
     x, y, classes = _features_labels(features, labels)
     if normalize:
         x = l2_normalize(x)
@@ -286,7 +286,7 @@ def _inv_sqrt_psd(cov: np.ndarray, rtol: float) -> np.ndarray:
 
 
 def deviation_score(features, labels, normalize: bool = False, rtol: float = 1e-10) -> tuple[float, np.ndarray]:
-    """Variance-alignment deviation score, Eq. 5 (L2350-2354), averaged over classes (M-Tab. 1, 7).
+    """Variance-alignment deviation score, Eq. 5 (Sec. 8.2 (Sec. 3.2)), averaged over classes (M-Tab. 1, 7).
 
     For each class i, A_i = Sigma^{-1/2} (Sigma_i - Sigma) Sigma^{-1/2} with the class covariance
     Sigma_i = (1/N_i) sum (phi - mu_i)(phi - mu_i)^T and the shared Sigma of Eq. 2; the score is
@@ -347,7 +347,7 @@ def diagnostic_figure_data(features, labels, n_qq_random: int = 1, n_per_class=N
 
 # --------------------------------------------------------------------------- rejected classes
 def rejected_classes(scores_id, labels_id, tpr: float = 0.95) -> dict:
-    """Distinct ID classes among the ID test samples rejected at the TPR threshold (L2390).
+    """Distinct ID classes among the ID test samples rejected at the TPR threshold (Sec. 8.2 (Sec. 4)).
 
     Threshold = the (1 - tpr) quantile of the ID scores (the FPR@95 convention: accept s >= t).
     ``expected_uniform``: expected number of distinct classes if the same number of rejected

@@ -1,4 +1,4 @@
-"""OOD detection metrics (dissertation Ch. 2.4, L344-345; paper 8.1 L1609).
+"""OOD detection metrics (dissertation Ch. 2.4, Sec. 2.4; paper 8.1 Sec. 8.1 (App. D)).
 
 Convention everywhere in this suite: **scores are higher for in-distribution (ID) inputs**; an
 input is accepted as ID when ``s >= tau``.
@@ -14,7 +14,7 @@ input is accepted as ID when ``s >= tau``.
   ``roc_auc_score(is_id, s)``.
 * ``aupr_in`` / ``aupr_out``: average precision (sklearn's step-wise definition) with ID resp.
   OOD as the positive class (OOD ranked by ``-s``); the NINCO paper's AUPR-S/AUPR-E tables
-  (N-Tab.5/6) presumably use these two [uncertain, notes §2].
+  (N-Tab.5/6) presumably use these two [uncertain, the ch. 3-4 implementation notes].
 
 All four come from one O(n log n) pass: both score arrays are sorted once, and every count
 ("how many ID/OOD scores are >= t") is a ``searchsorted`` into the sorted arrays.
@@ -123,7 +123,7 @@ def _average_precision(pos: np.ndarray, neg: np.ndarray, positive_high: bool) ->
 
 
 def fpr_at_95tpr(scores_id, scores_ood, tpr: float = 0.95, convention: str = "id_positive") -> float:
-    """FPR at 95 % TPR (paper 8.1 L1609): share of OOD inputs accepted at the threshold that
+    """FPR at 95 % TPR (paper 8.1 Sec. 8.1 (App. D)): share of OOD inputs accepted at the threshold that
     accepts 95 % of ID inputs (``convention="id_positive"``, the dissertation's). With
     ``convention="ood_positive"`` (OpenOOD v1.5): share of ID inputs flagged as OOD at the
     threshold that flags 95 % of OOD inputs. Returns a fraction in [0, 1]."""
@@ -131,7 +131,7 @@ def fpr_at_95tpr(scores_id, scores_ood, tpr: float = 0.95, convention: str = "id
 
 
 def auroc(scores_id, scores_ood) -> float:
-    """Area under the ROC curve, ID positive, ties count 1/2 (L1609, L344)."""
+    """Area under the ROC curve, ID positive, ties count 1/2 (Sec. 8.1 (App. D), Sec. 2.4)."""
     return SortedScores(scores_id, scores_ood).auroc()
 
 

@@ -80,10 +80,14 @@ def qq_plots(qq: dict, title: str = ""):
 def maha_scatter(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: str = "model",
                  xlabel: str = "FPR Mahalanobis (%)", ylabel: str = "FPR Mahalanobis++ (%)", title: str = ""):
     """One point per model: FPR of Maha vs Maha++ (M-Fig. 12). Points below the diagonal: Maha++ better."""
-    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    # points carry numbers and the names sit in a key beside the axes: model names overlapped at the
+    # point positions when several models have similar FPRs
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
     ax.scatter(df[x], df[y], color=BLUE, s=28, zorder=3)
-    for _, r in df.iterrows():
-        ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for k, (_, r) in enumerate(df.iterrows(), 1):
+        ax.annotate(str(k), (r[x], r[y]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    key = "\n".join(f"{k}: {r[label]}" for k, (_, r) in enumerate(df.iterrows(), 1))
+    ax.text(1.04, 1.0, key, transform=ax.transAxes, va="top", ha="left", fontsize=8)
     lo = min(df[x].min(), df[y].min())
     hi = max(df[x].max(), df[y].max())
     pad = 0.05 * (hi - lo + 1e-9)
@@ -92,6 +96,20 @@ def maha_scatter(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: s
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def delta_fpr_bars(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: str = "model"):
+    """M-Fig. 1: per model, the change of the average FPR from Maha to Maha++ (points; negative = Maha++ better),
+    models sorted by the change."""
+    d = df.assign(delta=df[y] - df[x]).sort_values("delta")
+    fig, ax = plt.subplots(figsize=(7.0, 0.35 * len(d) + 1.6))
+    colors = [BLUE if v < 0 else "#D55E00" for v in d["delta"]]
+    ax.barh(d[label].astype(str), d["delta"], color=colors)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("FPR Maha++ − FPR Maha (points; < 0: Maha++ better)")
+    ax.invert_yaxis()
     fig.tight_layout()
     return fig
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from repro.plots import PALETTE
 
-__all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking", "fpr_cdf"]
+__all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking",
+           "fpr_cdf", "fpr_vs_accuracy"]
 
 
 def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scale: float = 1.1, suptitle: str = ""):
@@ -89,14 +90,14 @@ def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, 
     Tick labels only on the outer panels and one marker artist per panel: text rendering is what
     makes a grid of many small heatmaps slow."""
     methods = list(methods or unit["method"].unique())
-    ncols = min(4, len(methods))
+    ncols = min(3, len(methods))  # 3 per row: 11 panels stay legible at the book's width
     nrows = int(np.ceil(len(methods) / ncols))
     tests = list(dict.fromkeys(unit["test"]))
     models = list(dict.fromkeys(unit["model"]))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 0.35 * len(models) * nrows + 2.2 * nrows),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.3 * len(models) * nrows + 2.0 * nrows),
                              squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat[len(methods):]:
-        ax.axis("off")
+        fig.delaxes(ax)  # an unused slot would still carry the shared x tick labels
     wide = unit.pivot_table(index=["method", "model"], columns="test", values="fpr", sort=False)
     im = None
     for k, (ax, m) in enumerate(zip(axes.flat, methods)):
@@ -112,10 +113,10 @@ def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, 
         ax.set_xticks(range(len(tests)))
         ax.set_yticks(range(len(models)))
         if r == nrows - 1 or k + ncols >= len(methods):
-            ax.set_xticklabels(tests, fontsize=6, rotation=90)
+            ax.set_xticklabels(tests, fontsize=8, rotation=90)
             ax.tick_params(axis="x", labelbottom=True)
         if c == 0:
-            ax.set_yticklabels(models, fontsize=7)
+            ax.set_yticklabels(models, fontsize=8)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="FPR@95 (%)")
     return fig
@@ -151,9 +152,10 @@ def method_ranking(summary: pd.DataFrame, value: str = "mean_fpr", methods: Opti
     if methods is not None:
         wide = wide[list(methods)]
     ranks = wide.rank(axis=1, method="min")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(0.7 * wide.shape[1] + 6, 0.45 * wide.shape[0] + 2),
-                                  gridspec_kw={"width_ratios": [3, 1.2]})
-    sns.heatmap(wide, ax=ax, annot=True, fmt=".0f", cmap="rocket_r", vmin=0, vmax=100, annot_kws={"fontsize": 7},
+    # two rows (heatmap above, ranks below) so the heatmap gets the full page width
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.6, 0.5 * wide.shape[0] + 5.5),
+                                  gridspec_kw={"height_ratios": [max(wide.shape[0], 2), 3]})
+    sns.heatmap(wide, ax=ax, annot=True, fmt=".0f", cmap="rocket_r", vmin=0, vmax=100, annot_kws={"fontsize": 10},
                 cbar_kws={"label": "mean FPR@95 (%)"})
     for i, (_, row) in enumerate(ranks.iterrows()):
         j = int(np.argmin(row.to_numpy()))
@@ -161,8 +163,10 @@ def method_ranking(summary: pd.DataFrame, value: str = "mean_fpr", methods: Opti
     ax.set_xlabel("")
     ax.set_ylabel("")
     mr = ranks.mean().sort_values()
-    ax2.barh(mr.index[::-1], mr.to_numpy()[::-1], color=PALETTE[0])
-    ax2.set_xlabel("mean rank (1 = best)")
+    sd = ranks.std().reindex(mr.index).fillna(0)  # spread of the rank over models
+    ax2.bar(mr.index, mr.to_numpy(), yerr=sd.to_numpy(), color=PALETTE[0], capsize=3)
+    ax2.set_ylabel("mean rank (1 = best)\n± sd over models")
+    ax2.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     return fig
 
@@ -181,4 +185,30 @@ def fpr_cdf(per_class: pd.DataFrame, model: str, dataset: str = "ninco", methods
     ax.set_title(model)
     ax.legend(fontsize=7, title="method (mean FPR)")
     fig.tight_layout()
+    return fig
+
+
+def fpr_vs_accuracy(tab: pd.DataFrame, groups: pd.Series, methods: Sequence[str] = ("msp", "maha", "rmaha", "cosine")):
+    """Fig. 3.3 / N-Fig. 6: mean NINCO FPR (%) against ID test accuracy (%), one panel per method, one point
+    per model, coloured by ``groups`` (model -> pretraining or training recipe). ``tab``: model x
+    (``test acc``, methods...) without summary rows."""
+    methods = [m for m in methods if m in tab.columns]
+    if not methods:
+        raise ValueError(f"none of the methods is a column of the table; columns: {list(tab.columns)}")
+    levels = list(dict.fromkeys(groups.reindex(tab.index).fillna("other")))
+    ncols = min(2, len(methods))  # 2 x 2 panels fit the page width at a readable size
+    nrows = int(np.ceil(len(methods) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.6, 3.0 * nrows + 0.8), sharey=True, squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        fig.delaxes(ax)
+    for ax, m in zip(axes.flat, methods):
+        for i, g in enumerate(levels):
+            idx = [k for k in tab.index if groups.get(k, "other") == g]
+            ax.scatter(tab.loc[idx, "test acc"], tab.loc[idx, m], color=PALETTE[i % len(PALETTE)], label=g, s=30)
+        ax.set_title(m)
+        ax.set_xlabel("ID test accuracy (%)")
+    axes[0, 0].set_ylabel("mean FPR@95 over OOD classes (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(levels), 3), fontsize=10, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

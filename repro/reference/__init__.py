@@ -1,7 +1,7 @@
 """The dissertation's printed numbers, and the "claim | paper | reproduced | verdict" tables.
 
-``tables/`` holds one CSV per printed table (copied from the dissertation text; see each
-``<name>.source.txt`` or the shared reference notes for line numbers). Chapters compare their
+``tables/`` holds one CSV per printed table (copied from the dissertation text; each
+``<name>.source.txt`` names the table, section and page it was transcribed from). Chapters compare their
 reproduced numbers against these and never against numbers typed into a notebook.
 """
 from __future__ import annotations
@@ -15,6 +15,11 @@ TABLE_DIR = Path(__file__).resolve().parent / "tables"
 
 VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not testable at this scale")
 CLAIM_COLUMNS = ["claim", "paper", "reproduced", "verdict"]
+# Optional columns. ``kind``: "claim" (a scientific claim of the dissertation, the default) or "check"
+# (an implementation check: parameter counts, worked examples, exact identities, invariances), counted
+# apart in the summary. ``why``: for a verdict other than "reproduced", one short sentence why.
+KINDS = ("claim", "check")
+OPTIONAL_CLAIM_COLUMNS = ["kind", "why", "section"]
 
 
 def list_paper_tables() -> list[str]:
@@ -39,7 +44,10 @@ def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:
 
     ``paper`` and ``reproduced`` are strings as printed (numbers formatted by the caller, so the
     table shows what the dissertation shows); ``verdict`` must be one of :data:`VERDICTS`.
-    An optional ``section`` column links the claim to the notebook section that tests it.
+    Optional columns: ``section`` links the claim to the notebook section that tests it; ``kind``
+    is one of :data:`KINDS` (default "claim"; "check" for an implementation check); ``why`` is one
+    short sentence for a verdict other than "reproduced" (default empty). Text may contain
+    ``| < > &``: the book escapes it, so never hand-escape.
     """
     rows = list(rows)
     if not rows:
@@ -50,11 +58,34 @@ def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:
             raise ValueError(f"claim row {i} lacks {missing}; each row needs {CLAIM_COLUMNS}")
         if r["verdict"] not in VERDICTS:
             raise ValueError(f"claim row {i}: verdict {r['verdict']!r} not in {VERDICTS}")
+        kind = r.get("kind")
+        kind = "claim" if kind is None or (isinstance(kind, float) and kind != kind) or kind == "" else kind
+        if kind not in KINDS:
+            raise ValueError(f"claim row {i}: kind {kind!r} not in {KINDS} "
+                             "('claim' = the dissertation's claim, 'check' = an implementation check)")
     df = pd.DataFrame(rows)
+    has_optional = [c for c in ("kind", "why") if c in df.columns]
     cols = CLAIM_COLUMNS + [c for c in df.columns if c not in CLAIM_COLUMNS]
     df = df[cols]
     for c in ("paper", "reproduced"):
         df[c] = df[c].astype(str)
+    # Missing optional values get their defaults; frames built without them keep their old columns.
+    if "kind" in has_optional:
+        df["kind"] = df["kind"].where(df["kind"].notna() & (df["kind"] != ""), "claim")
+    if "why" in has_optional:
+        df["why"] = df["why"].where(df["why"].notna(), "").astype(str)
+    return df
+
+
+def with_claim_defaults(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``kind`` ("claim") and ``why`` ("") filled in where a table predates them."""
+    df = df.copy()
+    if "kind" not in df.columns:
+        df["kind"] = "claim"
+    df["kind"] = df["kind"].replace("", "claim").fillna("claim")
+    if "why" not in df.columns:
+        df["why"] = ""
+    df["why"] = df["why"].fillna("")
     return df
 
 
@@ -71,9 +102,9 @@ def summary(results_root: Path, profile: str) -> pd.DataFrame:
     """All chapters' claim tables of one profile, concatenated (for the book's summary page)."""
     frames = []
     for p in sorted((Path(results_root) / profile).glob("*/claims.csv")):
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        df = with_claim_defaults(pd.read_csv(p, dtype=str, keep_default_na=False))
         df.insert(0, "chapter", p.parent.name)
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["chapter"] + CLAIM_COLUMNS)
+        return pd.DataFrame(columns=["chapter"] + CLAIM_COLUMNS + ["kind", "why"])
     return pd.concat(frames, ignore_index=True)

@@ -1,4 +1,4 @@
-"""SAM, ASAM, Fisher-SAM and SAM-ON (chapter 6 / paper §8.4, Müller et al. NeurIPS 2023).
+"""SAM, ASAM, Fisher-SAM and SAM-ON (chapter 6 / paper Sec. 8.4, Müller et al. NeurIPS 2023).
 
 - :class:`SAM`: one optimizer wrapper for every perturbation model and parameter selection;
 - :mod:`.variants`: perturbation models of Table 9 (``register``/``get``/``list_variants``);

@@ -1,9 +1,9 @@
-"""Ablations of the SAM-ON paper as plain functions (App. B.7-B.9; dissertation L4840-L4856).
+"""Ablations of the SAM-ON paper as plain functions (App. B.7-B.9; dissertation Sec. 8.4 (App. B.7)).
 
-- :func:`fix_norm`: γ = 1, β = 0 and frozen (Fig. 10, L4840);
-- :func:`only_norm_training`: freeze everything except the normalization layers (Table 17, L4844);
+- :func:`fix_norm`: γ = 1, β = 0 and frozen (Fig. 10, Sec. 8.4 (App. B.7));
+- :func:`only_norm_training`: freeze everything except the normalization layers (Table 17, Sec. 8.4 (App. B.8));
 - :func:`weight_decay_groups` / :func:`rebuild_with_weight_decay_scope`: weight decay on all
-  parameters, all but the normalization parameters, or none (Fig. 11 right, L4854).
+  parameters, all but the normalization parameters, or none (Fig. 11 right, Sec. 8.4 (App. B.9)).
 """
 from __future__ import annotations
 

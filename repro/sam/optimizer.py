@@ -1,6 +1,6 @@
-"""One SAM optimizer for SAM, ASAM, Fisher-SAM and SAM-ON (paper §3, App. A.3, App. C Eq. 10-11).
+"""One SAM optimizer for SAM, ASAM, Fisher-SAM and SAM-ON (paper Sec. 3, App. A.3, App. C Eq. 10-11).
 
-Two-pass update for a mini-batch (L281-L287, L4353-L4355, L4698):
+Two-pass update for a mini-batch (Sec. 2.3, Sec. 8.4 (Sec. 3.2), Sec. 8.4 (App. A.3)):
 
 1. ascent: gradient g at w; eps from the variant (Eq. 5) restricted to the selected parameters,
    the ℓ2 norm taken over the selected set only (so ||T^{-1} eps|| = rho there, zero elsewhere);
@@ -28,9 +28,9 @@ Explicit two-step API, with AMP and gradient clipping::
 
 BatchNorm running statistics are frozen between ``first_step`` and ``second_step`` (the perturbed
 pass must not update them a second time; ``bn_second_pass="update"`` keeps the SAM-ON code's
-behaviour of updating them twice, notes §7.5).
+behaviour of updating them twice, the ch. 6 implementation notes).
 
-``runtime_mode=True`` (paper §4.3, L4458): during the ascent pass every parameter that is not
+``runtime_mode=True`` (paper Sec. 4.3, Sec. 8.4 (Sec. 4.3)): during the ascent pass every parameter that is not
 perturbed has ``requires_grad=False``, so autograd skips its weight gradient (and stops below the
 first perturbed layer for block-restricted SAM-ON). The update is identical to the plain mode.
 """
@@ -68,7 +68,7 @@ class SAM(torch.optim.Optimizer):
             :class:`~repro.sam.selection.Selection`, or a callable ``model -> iterable of parameters``.
         eta: η of the variant (Table 9); ``None`` = the variant's default.
         normalize_bias: ``None`` = the variant's default (False only for ``elementwise_l2_orig``).
-        runtime_mode: disable gradients of non-perturbed parameters in the ascent pass (§4.3).
+        runtime_mode: disable gradients of non-perturbed parameters in the ascent pass (Sec. 4.3).
         bn_second_pass: ``"freeze"`` (default) or ``"update"`` for BN running stats in pass 2.
         max_grad_norm: clip the descent gradient to this global ℓ2 norm before the base step.
         check_finite: raise ``FloatingPointError`` naming the step on NaN/inf gradients (without a scaler).
@@ -105,9 +105,16 @@ class SAM(torch.optim.Optimizer):
         self.model = model
         self.base_optimizer = base_optimizer
         self.variant = _var.get(variant)
+        # one policy for hyperparameters without effect: a clear error naming them
+        if eta is not None and not self.variant.uses_eta:
+            raise ValueError(f"eta has no effect for SAM variant {self.variant.name!r} (T_w does not use η); "
+                             "leave eta=None or pick an ASAM/Fisher variant")
+        if normalize_bias is not None and not self.variant.bias_option:
+            raise ValueError(f"normalize_bias has no effect for SAM variant {self.variant.name!r} (its T_w treats "
+                             "biases like weights); leave normalize_bias=None")
         self.eta = self.variant.default_eta if eta is None else float(eta)
-        if self.eta < 0:
-            raise ValueError(f"eta must be >= 0, got {eta!r}")
+        if not math.isfinite(self.eta) or self.eta < 0:
+            raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
         self.normalize_bias = self.variant.normalize_bias if normalize_bias is None else bool(normalize_bias)
         self.selection = _sel.resolve(params)
         self.entries = self.selection.build(model)

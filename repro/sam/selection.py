@@ -1,9 +1,9 @@
 """Which parameters SAM perturbs: a choice independent of the perturbation model (variants.py).
 
-Paper: SAM-ON sets T_w^i = 0 for every non-normalization parameter (Eq. 6.4, L714; App. A.3, L4698);
-``no_norm`` is the reverse ablation (L4371); block-restricted SAM-ON perturbs only the norm layers of
-the last block(s) ("B3", "B2+B3"; Fig. 3, L4454-L4462); the sparse baselines are a random mask at
-SAM-ON's sparsity ("SAM-rand", L4471-L4479) and SSAM-F / SSAM-D of Mi et al. (2022) (Table 5/12).
+Paper: SAM-ON sets T_w^i = 0 for every non-normalization parameter (Eq. 6.4, Sec. 6.2; App. A.3, Sec. 8.4 (App. A.3));
+``no_norm`` is the reverse ablation (Sec. 8.4 (Sec. 4)); block-restricted SAM-ON perturbs only the norm layers of
+the last block(s) ("B3", "B2+B3"; Fig. 3, Sec. 8.4 (Sec. 4.2)); the sparse baselines are a random mask at
+SAM-ON's sparsity ("SAM-rand", Sec. 8.4 (Sec. 5)) and SSAM-F / SSAM-D of Mi et al. (2022) (Table 5/12).
 
 A selection turns a model into a list of :class:`Entry` (name, parameter, optional element mask).
 Parameters absent from the list are never perturbed (T_w = 0). Whole-tensor selections have
@@ -12,7 +12,7 @@ Parameters absent from the list are never perturbed (T_w = 0). Whole-tensor sele
 
 Normalization parameters are found by **module type** (BatchNorm, LayerNorm, GroupNorm and their
 subclasses, e.g. timm's ``LayerNorm2d``), never by name: names such as torchvision's
-``downsample.1`` contain neither "norm" nor "bn" (notes §7.1).
+``downsample.1`` contain neither "norm" nor "bn" (the ch. 6 implementation notes).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from torch import nn
+
+from repro.core.registry import Registry
 
 __all__ = [
     "Entry", "Selection", "NORM_TYPES", "register", "get", "list_selections", "norm_parameters",
@@ -39,7 +41,7 @@ class Entry:
 
     @property
     def is_bias(self) -> bool:
-        # BN/LN γ is a "weight" and β a "bias", as in the SAM-ON code ('weight' in name) (notes §7.3).
+        # BN/LN γ is a "weight" and β a "bias", as in the SAM-ON code ('weight' in name) (the ch. 6 implementation notes).
         return self.name.rsplit(".", 1)[-1] == "bias"
 
 
@@ -69,7 +71,7 @@ def norm_parameters(model: nn.Module, norm_types=NORM_TYPES) -> list[nn.Paramete
 def norm_fraction(model: nn.Module, norm_types=NORM_TYPES) -> tuple[int, int]:
     """``(number of normalization parameters, number of all parameters)``; sparsity = 1 - ratio.
 
-    WRN-28-10 on CIFAR-100: (17,952, 36,536,884) -> 99.95 % sparsity (Tables 5/12, L4484).
+    WRN-28-10 on CIFAR-100: (17,952, 36,536,884) -> 99.95 % sparsity (Tables 5/12, Sec. 8.4 (Sec. 5.1)).
     """
     n_norm = sum(p.numel() for p in norm_parameters(model, norm_types))
     n_all = sum(p.numel() for p in model.parameters())
@@ -101,30 +103,34 @@ class Selection(abc.ABC):
         return f"{type(self).__name__}()"
 
 
-_REGISTRY: dict[str, Callable[..., Selection]] = {}
+#: name -> Selection class; ``SELECTIONS.get("blocks", prefixes=["layer3"])`` builds one
+SELECTIONS = Registry("parameter selection")
 
 
 def register(name: str):
-    def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"parameter selection {name!r} registered twice")
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
+    return SELECTIONS.register(name)
 
 
 def get(name: str, **kw) -> Selection:
     """Build a registered selection, e.g. ``get("blocks", prefixes=["layer3"])``."""
-    if name not in _REGISTRY:
+    if name not in SELECTIONS:
         raise ValueError(f"unknown parameter selection {name!r}; registered: {', '.join(list_selections())} "
                          "(or pass a Selection instance / a callable model -> iterable of parameters)")
-    return _REGISTRY[name](**kw)
+    return SELECTIONS.get(name, **kw)
 
 
 def list_selections() -> list[str]:
-    return list(_REGISTRY)
+    return SELECTIONS.list()
+
+
+def _check_sparsity(sparsity) -> None:
+    if sparsity is not None and not 0.0 <= float(sparsity) < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1) (or None for SAM-ON's sparsity), got {sparsity!r}")
+
+
+def _check_every(name: str, v, minimum: int) -> None:
+    if isinstance(v, bool) or int(v) != v or int(v) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
 
 
 def _trainable(model: nn.Module):
@@ -133,7 +139,7 @@ def _trainable(model: nn.Module):
 
 @register("all")
 class AllParams(Selection):
-    """Conventional SAM-all: every parameter (L4371)."""
+    """Conventional SAM-all: every parameter (Sec. 8.4 (Sec. 4))."""
 
     def build(self, model):
         return [Entry(n, p) for n, p in _trainable(model)]
@@ -141,7 +147,7 @@ class AllParams(Selection):
 
 @register("only_norm")
 class OnlyNorm(Selection):
-    """SAM-ON: only the affine γ, β of normalization layers (Eq. 6.4, L714)."""
+    """SAM-ON: only the affine γ, β of normalization layers (Eq. 6.4, Sec. 6.2)."""
 
     def __init__(self, norm_types: tuple = NORM_TYPES):
         self.norm_types = tuple(norm_types)
@@ -155,7 +161,7 @@ class OnlyNorm(Selection):
 
 @register("no_norm")
 class NoNorm(Selection):
-    """The reverse ablation: everything except the normalization parameters (L4371, Fig. 1)."""
+    """The reverse ablation: everything except the normalization parameters (Sec. 8.4 (Sec. 4), Fig. 1)."""
 
     def __init__(self, norm_types: tuple = NORM_TYPES):
         self.norm_types = tuple(norm_types)
@@ -169,9 +175,9 @@ class NoNorm(Selection):
 class Blocks(Selection):
     """Block-restricted SAM-ON: norm layers whose module name starts with one of ``prefixes``.
 
-    "B3" of the paper's 3-stage CIFAR nets is the last stage (Fig. 3, L4462); e.g.
+    "B3" of the paper's 3-stage CIFAR nets is the last stage (Fig. 3, Sec. 8.4 (Sec. 4.3)); e.g.
     ``prefixes=["layer3", "norm"]`` for :func:`repro.models.wrn.wrn28_10`, where we count the final
-    pre-pooling BN as part of the last block (its membership is unspecified in the paper, notes §7.8).
+    pre-pooling BN as part of the last block (its membership is unspecified in the paper, the ch. 6 implementation notes).
     """
 
     def __init__(self, prefixes: Union[str, Sequence[str]] = (), norm_types: tuple = NORM_TYPES):
@@ -221,15 +227,17 @@ def _masks_from_flat(entries: list[Entry], flat_mask: torch.Tensor) -> None:
 
 @register("random_mask")
 class RandomMask(Selection):
-    """SAM-rand: a random element mask with SAM-ON's sparsity by default (L4471, L4479, Table 5).
+    """SAM-rand: a random element mask with SAM-ON's sparsity by default (Sec. 8.4 (Sec. 5), Sec. 8.4 (Sec. 5.1), Table 5).
 
-    Whether the paper's mask was fixed or resampled is not stated (notes §1.5); ``resample_every``
+    Whether the paper's mask was fixed or resampled is not stated (the ch. 6 implementation notes); ``resample_every``
     = 0 keeps it fixed (default), k > 0 draws a new one every k steps.
     """
 
     dynamic = True
 
     def __init__(self, sparsity: Optional[float] = None, seed: int = 0, resample_every: int = 0):
+        _check_sparsity(sparsity)
+        _check_every("resample_every", resample_every, 0)
         self.sparsity, self.seed, self.resample_every = sparsity, int(seed), int(resample_every)
         self._gen = torch.Generator().manual_seed(self.seed)
 
@@ -269,6 +277,10 @@ class SSAMFisher(Selection):
     dynamic = True
 
     def __init__(self, sparsity: Optional[float] = None, update_every: int = 10, beta: float = 0.9):
+        _check_sparsity(sparsity)
+        _check_every("update_every", update_every, 1)   # 0 used to raise ZeroDivisionError mid-training
+        if not 0.0 <= float(beta) < 1.0:
+            raise ValueError(f"beta (Fisher EMA) must lie in [0, 1), got {beta!r}")
         self.sparsity, self.update_every, self.beta = sparsity, int(update_every), float(beta)
 
     def build(self, model):
@@ -302,6 +314,12 @@ class SSAMDynamic(Selection):
 
     def __init__(self, sparsity: Optional[float] = None, update_every: int = 10, drop_fraction: float = 0.5,
                  total_steps: Optional[int] = None, seed: int = 0):
+        _check_sparsity(sparsity)
+        _check_every("update_every", update_every, 1)   # 0 used to raise ZeroDivisionError mid-training
+        if not 0.0 <= float(drop_fraction) <= 1.0:
+            raise ValueError(f"drop_fraction must lie in [0, 1], got {drop_fraction!r}")
+        if total_steps is not None:
+            _check_every("total_steps", total_steps, 1)
         self.sparsity, self.update_every = sparsity, int(update_every)
         self.drop_fraction, self.total_steps = float(drop_fraction), total_steps
         self._gen = torch.Generator().manual_seed(int(seed))

@@ -1,4 +1,4 @@
-"""Step time and memory of SGD vs SAM vs SAM-ON (paper §4.3, Fig. 3; L4456-L4462).
+"""Step time and memory of SGD vs SAM vs SAM-ON (paper Sec. 4.3, Fig. 3; Sec. 8.4 (Sec. 4.3)).
 
 ``step_costs`` times full optimizer steps of one model on one batch for several configurations, in
 one process, interleaved (round-robin over configurations, median over repeats), so the ratios are

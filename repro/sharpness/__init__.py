@@ -1,4 +1,4 @@
-"""Sharpness vs generalization (chapter 5 / paper §8.3, Andriushchenko et al. 2023).
+"""Sharpness vs generalization (chapter 5 / paper Sec. 8.3, Andriushchenko et al. 2023).
 
 - :func:`measure` / :func:`measure_detailed`: any of the 12 definitions (App. H.4) on any model;
 - :mod:`.definitions`: the registry (``get``, ``register``, ``list_definitions``);

@@ -1,22 +1,22 @@
-"""Auto-PGD in weight space for worst-case (adaptive) sharpness, Algorithm 1 (S:3936-3958).
+"""Auto-PGD in weight space for worst-case (adaptive) sharpness, Algorithm 1 (Sec. 8.3 (App. B)).
 
 Two modes:
 
 ``faithful`` (default): Algorithm 1 as printed, run in the rescaled coordinates γ = δ ⊙ c⁻¹ in which
 the feasible set is the plain ℓp ball of radius ρ.  The ℓ∞ step is ``sign(∇_γ)``, i.e. a step
-``η·sign(∇_w L) ⊙ |w|`` in weight space ("gradient-sign ... proportional to |w|", S:3465); the ℓ2
+``η·sign(∇_w L) ⊙ |w|`` in weight space ("gradient-sign ... proportional to |w|", Sec. 8.3 (Sec. 3.3)); the ℓ2
 step is the normalized γ-gradient.  Momentum follows line 8 of Algorithm 1
 (z ← P(x + η s); x⁺ ← P(x + α(z − x) + (1 − α)(x − x⁻)), α = 0.75), the step-size halving uses the
 two conditions of Croce & Hein (2020) at the checkpoints W and restarts from the best point.
 Working in γ makes the iterates exactly equivariant to the elementwise reparametrizations of the
-invariance lemma (S:3409-3413), for ℓ2 as well (notes §6.1).
+invariance lemma (Sec. 8.3 (Sec. 3.1)), for ℓ2 as well (the ch. 5 implementation notes).
 
-``code_compat``: the released code's deviations (notes §2.2, D3, D5): zero initialisation, steps in
+``code_compat``: the released code's deviations (the ch. 5 implementation notes, D3, D5): zero initialisation, steps in
 δ space (ℓ2 step ``g/‖g‖₂ ⊙ c`` with the global gradient norm), Euclidean projection onto the
 ellipsoid ‖δ ⊙ c⁻¹‖₂ ≤ ρ by bisection, momentum ``x⁺ = 0.75 z + 0.25 x⁻``, condition 1 counting
 new-best updates, and on halving the gradient is taken at the best point while δ is not reset.
 
-Initial step size η = 2ρ (in γ units), N_iter = 20 by default (S:3465).
+Initial step size η = 2ρ (in γ units), N_iter = 20 by default (Sec. 8.3 (Sec. 3.3)).
 """
 from __future__ import annotations
 
@@ -111,8 +111,8 @@ def apgd_sharpness(
 
     ``loss_and_grad(w)`` returns (L(w), ∇_w L(w)); ``loss_only(w)`` returns L(w) without a graph
     (used for the clean loss and the last iterate, whose gradient is never needed).
-    ``init``: ``"random"`` (seed S:3934, 4117: uniform in the ℓ∞ box, a Gaussian direction with a
-    uniform radius in the ℓ2 ball) or ``"zero"`` (released script, notes D3); default ``random`` in
+    ``init``: ``"random"`` (seed Sec. 8.3 (App. B); Sec. 8.3 (App. H): uniform in the ℓ∞ box, a Gaussian direction with a
+    uniform radius in the ℓ2 ball) or ``"zero"`` (released script, the ch. 5 implementation notes); default ``random`` in
     ``faithful`` and ``zero`` in ``code_compat`` mode.
     """
     if mode not in MODES:
@@ -245,7 +245,7 @@ def apgd_sharpness(
             if cond1 or cond2:
                 eta = eta / 2
                 if compat:
-                    # released code: model reloaded with w_max, δ kept (notes §2.2 quirk)
+                    # released code: model reloaded with w_max, δ kept (the ch. 5 implementation notes quirk)
                     grad_point_g = g_max if g_max is not None else g
                 else:
                     x, g, f_x = x_max, g_max, f_max

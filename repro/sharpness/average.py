@@ -1,9 +1,9 @@
-"""Average-case (adaptive) sharpness: E_δ L_S(w + δ) − L_S(w) (paper Eq. 1, S:3405; App. H.4).
+"""Average-case (adaptive) sharpness: E_δ L_S(w + δ) − L_S(w) (paper Eq. 1, Sec. 8.3 (Sec. 3.1); App. H.4).
 
 ℓ2 means Gaussian δ = ρ c ⊙ ξ, ξ ~ N(0, I); ℓ∞ means uniform δ = ρ c ⊙ ξ, ξ ~ U[−1, 1]^P
 (per-coordinate scale ρ c_i, no 1/√P factor, as ``random_init_lw`` of the released code).
-The expectation is estimated with ``n_samples`` draws (100 in the seed, S:3934, 4117; 20 in the
-released CIFAR script, notes D4).  Draws are evaluated ``chunk`` at a time with
+The expectation is estimated with ``n_samples`` draws (100 in the seed, Sec. 8.3 (App. B); Sec. 8.3 (App. H); 20 in the
+released CIFAR script, the ch. 5 implementation notes).  Draws are evaluated ``chunk`` at a time with
 ``torch.func.vmap`` over the flat weight vector, so one batched forward replaces ``chunk`` forwards.
 """
 from __future__ import annotations

@@ -1,14 +1,14 @@
-"""Diagonal linear networks (paper Sec. 5.2 and App. A.2, S:3506-3535, 3894-3914).
+"""Diagonal linear networks (paper Sec. 5.2 and App. A.2, Sec. 8.3 (Sec. 5.2); Sec. 8.3 (App. A.2)).
 
 β = u ⊙ v, w = [u; v] ∈ R^{2d}.  We use L(w) = ½‖X(u⊙v) − y‖² with unit-norm columns of X
 (diag(XᵀX) = 1); the paper's Eq. 6 has no ½ and its Eq. 7 drops the resulting factor 2, so with
 our normalization the identities of Eqs. 8-9 hold without dropped factors:
 
 - Hessian (Eq. 7): [[V G V, V G U + diag(Xᵀr)], [U G V + diag(Xᵀr), U G U]], G = XᵀX, r = Xβ − y;
-- rescaled Hessian ∇̃²L = diag(c) ∇²L diag(c) with the *corrected* scaling vector (notes §6.3, D9):
+- rescaled Hessian ∇̃²L = diag(c) ∇²L diag(c) with the *corrected* scaling vector (the ch. 5 implementation notes, D9):
   c = [√(|u|/|v|); √(|v|/|u|)] (the printed assignment is swapped and only right when |u| = |v|);
   then ½ tr ∇̃²L = Σ_i G_ii |u_i v_i| = ‖β‖₁ exactly (any r), and λ_max → 2‖β‖∞ at r = 0, G = I;
-- the elementwise adaptive choice c = |w| gives ½ tr = ‖β‖₂² instead (S:3528).
+- the elementwise adaptive choice c = |w| gives ½ tr = ‖β‖₂² instead (Sec. 8.3 (App. A)).
 
 Unspecified in the paper and chosen here (documented in the book): n, the data distribution, the
 initialization and the learning-rate grid; training is full-batch GD, all networks at once.
@@ -61,7 +61,7 @@ def scaling_vector(u, v, kind: str = "corrected", eps: float = 1e-300) -> torch.
     au, av = u.abs().clamp_min(eps), v.abs().clamp_min(eps)
     if kind == "corrected":
         return torch.cat([torch.sqrt(au / av), torch.sqrt(av / au)])
-    if kind == "printed":  # S:3522 as printed
+    if kind == "printed":  # Sec. 8.3 (App. A) as printed
         return torch.cat([torch.sqrt(av / au), torch.sqrt(au / av)])
     return torch.cat([u.abs(), v.abs()])
 
@@ -160,7 +160,7 @@ def identity_error(df, col: str = "half_tr_adaptive") -> float:
 def experiment(n_networks: int = 200, d: int = 200, n: int = 100, sparsity: float = 0.9,
                lr_range=(0.05, 0.9), init_range=(0.03, 1.0), target_loss: float = 1e-5,
                max_steps: int = 200_000, seed: int = 0):
-    """Sec. 5.2 experiment (S:3530): networks with log-uniform LR and init scale, trained to
+    """Sec. 5.2 experiment (Sec. 8.3 (App. A)): networks with log-uniform LR and init scale, trained to
     ``target_loss``; returns (DataFrame of measures per network, dict of Kendall τ with test loss).
     The LR is relative to the largest eigenvalue of XᵀX (so it is stable for every init scale ≤ 1)."""
     from repro.sharpness.kendall import kendall_tau

@@ -17,7 +17,7 @@ deep copies inside the APGD loop"):
   restored on exit.
 
 All ``model.parameters()`` are perturbed, biases, normalization affine parameters and the head
-included, as in the released code (notes §1.8); buffers (BN running statistics) are not.
+included, as in the released code (the ch. 5 implementation notes); buffers (BN running statistics) are not.
 """
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ DEFAULT_LOGIT_NORM = "std"
 
 
 def logit_normalize(logits: torch.Tensor, convention: str = DEFAULT_LOGIT_NORM, eps: float = 1e-10) -> torch.Tensor:
-    """Logit normalization, chapter Eq. 5.2 / paper Eq. 5 (S:3459).
+    """Logit normalization, chapter Eq. 5.2 / paper Eq. 5 (Sec. 8.3 (Sec. 3.2)).
 
     ``"std"`` (default, the dissertation's Eq. 5): centred logits divided by their standard
     deviation over the K classes.  ``"l2"`` (the released code's ``LogitNormalizationWrapper``,
-    notes D2): centred logits divided by their ℓ2 norm, i.e. Eq. 5 divided by √K.
+    the ch. 5 implementation notes): centred logits divided by their ℓ2 norm, i.e. Eq. 5 divided by √K.
     Centring does not change the cross-entropy; it is done in both to match the code.
     """
     if convention not in LOGIT_NORMS:
@@ -53,7 +53,7 @@ def logit_normalize(logits: torch.Tensor, convention: str = DEFAULT_LOGIT_NORM, 
 
 @contextmanager
 def eval_mode(model: nn.Module):
-    """Sharpness is evaluated with the model in eval mode (released code, notes §1.8): BN uses its
+    """Sharpness is evaluated with the model in eval mode (released code, the ch. 5 implementation notes): BN uses its
     running statistics and dropout is off.  A model in train mode is switched (with a warning when
     it has BatchNorm, because then the result depends on the mode) and restored afterwards."""
     was_training = model.training
@@ -98,7 +98,7 @@ class FlatModel:
         return out
 
     def loss(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Batch-mean cross-entropy L_S(w) (notes §1.1)."""
+        """Batch-mean cross-entropy L_S(w) (the ch. 5 implementation notes)."""
         return F.cross_entropy(self.logits(w, x), y)
 
     def loss_and_grad(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor):

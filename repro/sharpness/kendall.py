@@ -1,4 +1,4 @@
-"""Kendall rank correlation exactly as the paper's Eq. 4 (S:3432-3436): τ-a, no tie correction.
+"""Kendall rank correlation exactly as the paper's Eq. 4 (Sec. 8.3 (Sec. 3.1)): τ-a, no tie correction.
 
 τ(t, s) = 2 / (M(M-1)) Σ_{i<j} sign(t_i - t_j) sign(s_i - s_j).  Positive τ: sharper models have
 higher error (the "expected" direction).  ``scipy.stats.kendalltau`` defaults to τ-b; the two agree
@@ -30,7 +30,7 @@ def kendall_tau(t, s) -> float:
 
 
 def kendall_tau_by_group(t, s, groups, min_size: int = 3) -> dict:
-    """τ within each subgroup (e.g. augment × mixup, S:3500, 4196); groups smaller than ``min_size``
+    """τ within each subgroup (e.g. augment × mixup, Sec. 8.3 (App. A); Sec. 8.3 (App. H.4)); groups smaller than ``min_size``
     are skipped.  Returns {group: τ} plus ``"mean"`` (unweighted mean over groups) when any exist."""
     t, s, g = np.asarray(t, float), np.asarray(s, float), np.asarray(groups)
     out = {}

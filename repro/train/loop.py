@@ -92,7 +92,7 @@ def train_classifier(
 
     ``optimizer`` is ``"sgd"`` (Nesterov-free momentum SGD) or ``"adamw"``; ``schedule`` is
     ``"cosine"``, ``"constant"`` (per step, with optional linear warm-up) or ``"cyclic"`` (the
-    chapter-5 zoo schedule of App. H, S:4115: linear warm-up over the first 40 % of the steps, then
+    chapter-5 zoo schedule of App. H (paper 8.3): linear warm-up over the first 40 % of the steps, then
     linear decay to 0, as ``lr_schedule=cyclic`` of the released code). Augmentation, mixup and
     label smoothing are the knobs the chapter 3/5 zoos sample over.
     """

@@ -18,7 +18,7 @@ def jsd_to_onehot(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     With M = (q + δ_k)/2 the divergence depends on q only through q_k:
     JSD = ½[(1 − q_k) log 2 + q_k log(2 q_k/(1 + q_k)) + log(2/(1 + q_k))], which lies in
-    [0, log 2] (the per-token bound of L5067) and equals log 2 exactly when q_k = 0.
+    [0, log 2] (the per-token bound of Sec. 8.5 (Sec. 3.1)) and equals log 2 exactly when q_k = 0.
     Shapes: logits [..., V], target [...] (int64) -> [...]."""
     logq_k = torch.log_softmax(logits.float(), dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
     q_k = logq_k.exp()
@@ -49,7 +49,7 @@ def kl_onehot(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def jsd_onehot_grad_closed_form(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """∂JS(e_k ‖ q)/∂u_i = q_i[½ log(q_i/m_i) − ½ KL(q ‖ m)], m = (e_k + q)/2 (L5831). For tests."""
+    """∂JS(e_k ‖ q)/∂u_i = q_i[½ log(q_i/m_i) − ½ KL(q ‖ m)], m = (e_k + q)/2 (Sec. 8.5 (App. E.4)). For tests."""
     q = torch.softmax(logits, -1)
     p = torch.zeros_like(q)
     p[..., k] = 1.0
@@ -59,7 +59,7 @@ def jsd_onehot_grad_closed_form(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def kl_onehot_grad_closed_form(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """∂KL(e_k ‖ q)/∂u_i = q_i − p_i (L5831). For tests."""
+    """∂KL(e_k ‖ q)/∂u_i = q_i − p_i (Sec. 8.5 (App. E.4)). For tests."""
     q = torch.softmax(logits, -1)
     p = torch.zeros_like(q)
     p[..., k] = 1.0

@@ -1,4 +1,4 @@
-"""Evaluation of unlearned LMs (dissertation §8.5 §4, Appendix A-C, E.1).
+"""Evaluation of unlearned LMs (dissertation Sec. 8.5 Sec. 4, Appendix A-C, E.1).
 
 * A **judge** decides whether an output contains the ground-truth answer. The paper uses
   Gemini-2.5-Flash with the Figure 19 prompt; the default judge here is normalised answer
@@ -8,11 +8,11 @@
   where the paper's judge rules reduce to containment. ``full`` takes :class:`OpenAIJudge`
   (any OpenAI-compatible endpoint) or :class:`HFJudge` (a local HF model), configured by the user.
 * **Forget quality** (lower is better): single-query accuracy, J_P (worst case over paraphrases),
-  J_ICR (worst case over in-context-retain prompts), J_W (worst case over both) - Eq. 7, L5090.
-* **Retain** J_Avg: mean accuracy over retain questions and their paraphrases (L5100).
-* **Utility**: a 4-way argmax multiple-choice probe on generic facts (the MMLU analogue, L5102),
-  Rep (weighted 2/3-gram entropy × 100 of greedy generations, Meng et al. 2022, L5104), and a
-  *win-rate proxy* (NOT the paper's LLM-judged WR, L5106): base vs unlearned generations compared
+  J_ICR (worst case over in-context-retain prompts), J_W (worst case over both) - Eq. 7, Sec. 8.5 (Sec. 4.2).
+* **Retain** J_Avg: mean accuracy over retain questions and their paraphrases (Sec. 8.5 (Sec. 4.3)).
+* **Utility**: a 4-way argmax multiple-choice probe on generic facts (the MMLU analogue, Sec. 8.5 (Sec. 4.3)),
+  Rep (weighted 2/3-gram entropy × 100 of greedy generations, Meng et al. 2022, Sec. 8.5 (Sec. 4.3)), and a
+  *win-rate proxy* (NOT the paper's LLM-judged WR, Sec. 8.5 (Sec. 4.3)): base vs unlearned generations compared
   by token-F1 against the reference description, ties counted 1/2.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import math
 import random
 import re
+import unicodedata
 import urllib.request
 from collections import Counter
 from typing import Callable, Sequence
@@ -28,6 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from repro.core.registry import Registry
 from repro.models.lm import check_tokenizer
 
 # --------------------------------------------------------------------------- generation
@@ -50,7 +52,7 @@ def encode_left(tokenizer, prompts: Sequence[str], device=None) -> dict:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 6, batch_size: int = 512) -> list[str]:
-    """Greedy continuations (the released code decodes greedily, notes §4.3), cut at eos."""
+    """Greedy continuations (the released code decodes greedily, the ch. 7 implementation notes), cut at eos."""
     device = next(model.parameters()).device
     model.eval()
     out: list[str] = []
@@ -73,41 +75,82 @@ def generate_loop(model, tokenizer, prompts: Sequence[str], max_new_tokens: int 
 
 
 # --------------------------------------------------------------------------- judges
-_JUDGES: dict[str, type] = {}
+#: name -> judge class; ``JUDGES.get("openai", base_url=..., model=...)``
+JUDGES = Registry("judge")
 
 
 def register_judge(name: str):
-    def deco(cls):
-        _JUDGES[name] = cls
-        cls.name = name
-        return cls
-    return deco
+    return JUDGES.register(name)
 
 
 def get_judge(name: str = "match", **kw):
-    if name not in _JUDGES:
-        raise ValueError(f"unknown judge {name!r}; registered: {', '.join(sorted(_JUDGES))}")
-    return _JUDGES[name](**kw)
+    return JUDGES.get(name, **kw)
+
+
+_ACRONYM = re.compile(r"\b(?:[^\W\d_]\.){2,}")
+_DIGIT_GROUPS = re.compile(r"\b\d{1,3}(?:[,\u202f\u00a0 ]\d{3})+\b")
+_POSSESSIVE = re.compile(r"(\w)['\u2019]s\b")
 
 
 def normalize(text: str) -> list[str]:
-    return _WORD.sub(" ", text.lower()).split()
+    """The tokens both sides of :class:`MatchJudge` are reduced to (the same function for both).
+
+    In order: Unicode NFKD with accents dropped ("Gödel" -> "godel"); lower case; dotted acronyms
+    joined ("U.S.A." -> "usa"); digit groups joined ("1,000" and "1 000" -> "1000"; only groups of
+    exactly three digits after a 1-3 digit head, so "1655, 300" stays two numbers); possessive 's
+    dropped ("Einstein's" -> "einstein"); other apostrophes removed ("O'Brien" -> "obrien"); every
+    other non-word character is a separator ("Jean-Paul" -> "jean", "paul")."""
+    t = unicodedata.normalize("NFKD", str(text))
+    t = "".join(c for c in t if not unicodedata.combining(c)).lower()
+    t = _ACRONYM.sub(lambda m: m.group(0).replace(".", "") + " ", t)
+    t = _DIGIT_GROUPS.sub(lambda m: re.sub(r"\D", "", m.group(0)), t)
+    t = _POSSESSIVE.sub(r"\1", t)
+    t = re.sub(r"['\u2019]", "", t)
+    return _WORD.sub(" ", t).split()
 
 
 @register_judge("match")
 class MatchJudge:
-    """Normalised answer matching: YES iff every key token of the answer occurs among the words of
-    the output (all numbers present, last name exact; Figure 19 rules at single-word scale)."""
+    """Normalised answer matching (the default judge; Figure 19's rules at the scale a string rule can
+    honour). Both the answer keys and the output go through :func:`normalize`. Then:
+
+    * every number of the answer must occur in the output ("all numbers must be present");
+    * ``last_name_only=True`` (default): of the answer's words only the last must occur ("last names
+      must match exactly, first names may be omitted"): "Albert Einstein" matches "Einstein." This is
+      applied to every multi-word answer, since a string rule cannot tell a person from a place:
+      "New York" also matches "York" (lenient). ``last_name_only=False`` requires every word;
+    * no fuzzy matching: misspellings, synonyms, other languages and paraphrases are NO, negations
+      are not detected ("not Einstein" is YES), a word inside another word is NO ("Einsteinium").
+
+    ``answers`` holds, per item, a string (the answer text) or a tuple of key tokens."""
+
+    def __init__(self, last_name_only: bool = True):
+        self.last_name_only = bool(last_name_only)
+
+    def identity(self) -> dict:
+        """What a cached judged result depends on (for cache keys; no secrets)."""
+        return {"name": "match", "last_name_only": self.last_name_only, "rules": "normalize-v2"}
+
+    def _keys(self, keys) -> list[str]:
+        return normalize(keys if isinstance(keys, str) else " ".join(map(str, keys)))
+
+    def match(self, keys, output: str) -> bool:
+        k = self._keys(keys)
+        words = set(normalize(output))
+        if not k:
+            return False
+        nums = [t for t in k if any(c.isdigit() for c in t)]
+        alpha = [t for t in k if t not in nums]
+        if not all(n in words for n in nums):
+            return False
+        if not alpha:
+            return True
+        return alpha[-1] in words if self.last_name_only else all(w in words for w in alpha)
 
     def judge(self, questions: Sequence[str], answers: Sequence[Sequence[str]], outputs: Sequence[str]) -> np.ndarray:
         if not (len(questions) == len(answers) == len(outputs)):
             raise ValueError("questions, answers and outputs must have the same length")
-        res = np.zeros(len(outputs), dtype=bool)
-        for i, (keys, out) in enumerate(zip(answers, outputs)):
-            words = set(normalize(out))
-            keys = [k.lower() for k in (keys if not isinstance(keys, str) else [keys])]
-            res[i] = bool(keys) and all(k in words for k in keys)
-        return res
+        return np.array([self.match(k, o) for k, o in zip(answers, outputs)], dtype=bool)
 
 
 JUDGE_PROMPT = (
@@ -128,36 +171,124 @@ def _verdict(text: str) -> bool:
     raise ValueError(f"judge reply is neither YES nor NO: {text[:80]!r}")
 
 
+class JudgeFailureError(RuntimeError):
+    """Too many judge calls failed: the judged numbers would be biased towards NO (= "forgotten")."""
+
+
+class TransientJudgeError(Exception):
+    """A judge call that may succeed when retried (timeouts, connection errors, HTTP 429 / 5xx)."""
+
+
+#: the paper reports 1.1-1.2 % failed judge calls (Sec. 8.5, App. A.4); 2 % leaves headroom for
+#: that rate while bounding the bias of J_W / J_Avg (a failure scores NO) to 2 points
+MAX_FAILURE_RATE = 0.02
+
+
 @register_judge("openai")
 class OpenAIJudge:
     """LLM judge through any OpenAI-compatible ``/chat/completions`` endpoint (temperature 0),
-    with a condensed Figure 19 prompt. ``base_url``, ``model`` and ``api_key`` come from the user
-    (``full`` profile); failed calls are counted in ``failures_`` and scored NO, as in the paper
-    they are reported (1.1-1.2 %, L5351)."""
+    with a condensed Figure 19 prompt.
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0):
+    * The API key is read from the environment variable named by ``api_key_env`` at call time;
+      it is never an argument (so it cannot come from a profile file), never stored on the object,
+      and never part of :meth:`identity` (cache keys, provenance) or ``repr``.
+    * Transient errors (timeouts, connection errors, HTTP 429/5xx) are retried ``max_retries``
+      times with exponential backoff (``backoff`` * 2^attempt seconds).
+    * A call that still fails, or a reply that is neither YES nor NO, is counted in ``failures_``
+      and scored NO, as the paper does; :attr:`failure_rate` = ``failures_ / calls_``. As soon as a
+      ``judge`` batch exceeds ``max_failure_rate`` of its items (default :data:`MAX_FAILURE_RATE`),
+      it stops with :class:`JudgeFailureError`: a wrong URL or key must not read as perfect forgetting.
+    * ``client``: optional callable ``prompt -> reply text`` replacing the HTTP call (tests, other SDKs);
+      it signals retryable errors by raising :class:`TransientJudgeError`.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
+                 max_retries: int = 3, backoff: float = 1.0, max_failure_rate: float = MAX_FAILURE_RATE,
+                 client: Callable[[str], str] | None = None):
         if not base_url or not model:
             raise ValueError("OpenAIJudge needs base_url (e.g. http://localhost:8000/v1) and model")
-        self.base_url, self.model, self.api_key, self.timeout = base_url.rstrip("/"), model, api_key, timeout
+        if not isinstance(api_key_env, str) or not api_key_env:
+            raise ValueError("api_key_env must name an environment variable holding the API key")
+        if int(max_retries) < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+        if not backoff >= 0:
+            raise ValueError(f"backoff must be >= 0 seconds, got {backoff!r}")
+        if not 0 <= max_failure_rate < 1:
+            raise ValueError(f"max_failure_rate must lie in [0, 1), got {max_failure_rate!r}")
+        self.base_url, self.model, self.api_key_env, self.timeout = base_url.rstrip("/"), model, api_key_env, timeout
+        self.max_retries, self.backoff, self.max_failure_rate = int(max_retries), float(backoff), float(max_failure_rate)
+        self.client = client
         self.failures_ = 0
+        self.calls_ = 0
+        self.last_error_: str | None = None
 
-    def _ask(self, prompt: str) -> str:
+    def __repr__(self) -> str:
+        return f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+
+    def identity(self) -> dict:
+        return {"name": "openai", "base_url": self.base_url, "model": self.model, "prompt": JUDGE_PROMPT}
+
+    @property
+    def failure_rate(self) -> float:
+        """Share of judge calls that failed (scored NO) so far; NaN before the first call."""
+        return self.failures_ / self.calls_ if self.calls_ else float("nan")
+
+    def stats(self) -> dict:
+        """For every judged table: ``{"judge_calls", "judge_failures", "judge_failure_rate"}``."""
+        return {"judge_calls": self.calls_, "judge_failures": self.failures_, "judge_failure_rate": self.failure_rate}
+
+    def _http(self, prompt: str) -> str:
+        import os
+        import urllib.error
+
         body = json.dumps({"model": self.model, "temperature": 0,
                            "messages": [{"role": "user", "content": prompt}]}).encode()
-        req = urllib.request.Request(self.base_url + "/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            return json.loads(r.read())["choices"][0]["message"]["content"]
+        key = os.environ.get(self.api_key_env)
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        req = urllib.request.Request(self.base_url + "/chat/completions", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                return json.loads(r.read())["choices"][0]["message"]["content"]
+        except urllib.error.HTTPError as e:   # before URLError: HTTPError subclasses it
+            if e.code == 429 or e.code >= 500:
+                raise TransientJudgeError(f"HTTP {e.code}") from None
+            raise RuntimeError(f"HTTP {e.code} from {self.base_url} (check the URL, the model name and "
+                               f"${self.api_key_env})") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            raise TransientJudgeError(f"{type(e).__name__}: {e}") from None
+
+    def _ask(self, prompt: str) -> str:
+        import time
+
+        ask = self.client or self._http
+        for attempt in range(self.max_retries + 1):
+            try:
+                return ask(prompt)
+            except TransientJudgeError:
+                if attempt == self.max_retries:
+                    raise
+                time.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def judge(self, questions, answers, outputs) -> np.ndarray:
-        res = np.zeros(len(outputs), dtype=bool)
+        n = len(outputs)
+        allowed = int(self.max_failure_rate * n)
+        res = np.zeros(n, dtype=bool)
+        failed = 0
         for i, (q, a, o) in enumerate(zip(questions, answers, outputs)):
             a = a if isinstance(a, str) else " ".join(a)
+            self.calls_ += 1
             try:
                 res[i] = _verdict(self._ask(JUDGE_PROMPT.format(q=q, a=a, o=o)))
-            except Exception:   # network/parse failure: counted, scored NO
+            except Exception as e:   # network / HTTP / parse failure: counted, scored NO (as the paper)
                 self.failures_ += 1
+                failed += 1
+                self.last_error_ = f"{type(e).__name__}: {e}"[:300]
+                if failed > allowed:
+                    raise JudgeFailureError(
+                        f"{failed} of {i + 1} judge calls failed so far in a batch of {n} (limit "
+                        f"{self.max_failure_rate:.0%} = {allowed}); last error: {self.last_error_}. Check base_url "
+                        f"{self.base_url!r}, model {self.model!r} and the key in ${self.api_key_env}") from None
         return res
 
 
@@ -170,6 +301,12 @@ class HFJudge:
         self.model, self.tok = model, tokenizer
         self._yes = tokenizer(" YES", add_special_tokens=False)["input_ids"][-1]
         self._no = tokenizer(" NO", add_special_tokens=False)["input_ids"][-1]
+
+    def identity(self) -> dict:
+        from repro.core.cache import fingerprint
+
+        return {"name": "hf", "model": getattr(getattr(self.model, "config", None), "_name_or_path", None),
+                "weights": fingerprint({k: v for k, v in self.model.state_dict().items()}), "prompt": JUDGE_PROMPT}
 
     @torch.no_grad()
     def judge(self, questions, answers, outputs) -> np.ndarray:
@@ -192,7 +329,7 @@ def worst_case_avg(indicators: np.ndarray) -> np.ndarray:
 def forget_queries(corpus, facts, n_icr: int | None = None, seed: int = 0):
     """All query variants per forget fact: column 0 = the canonical (standard) question, then the
     held-out evaluation paraphrases (J_P), then ICR versions of the same questions (J_ICR), each
-    with its own random draw of 3 retain QA pairs (L5090; code: a new draw per query)."""
+    with its own random draw of 3 retain QA pairs (Sec. 8.5 (Sec. 4.2); code: a new draw per query)."""
     from repro.data.facts import check_disjoint_paraphrases
 
     check_disjoint_paraphrases(corpus.train_paraphrases + [corpus.canonical], corpus.eval_paraphrases)
@@ -247,7 +384,7 @@ def mc_items(corpus, facts, n_options: int = 4, seed: int = 0) -> list[tuple[str
 @torch.no_grad()
 def mc_accuracy(model, tokenizer, items, batch_size: int = 512) -> float:
     """Argmax over options of Σ log p(option tokens | prompt), in % (the MMLU analogue: argmax
-    scoring, never generation, L5102; chance = 25 %)."""
+    scoring, never generation, Sec. 8.5 (Sec. 4.3); chance = 25 %)."""
     from repro.unlearning.data import encode_qa
     from repro.unlearning.losses import seq_logprob
 
@@ -266,7 +403,7 @@ def mc_accuracy(model, tokenizer, items, batch_size: int = 512) -> float:
 
 
 def ngram_entropy(text: str, ns: Sequence[int] = (2, 3), weights: Sequence[float] = (2 / 3, 4 / 3)) -> float:
-    """Weighted n-gram entropy (bits) of one generation, Meng et al. 2022 (the Rep of L5104):
+    """Weighted n-gram entropy (bits) of one generation, Meng et al. 2022 (the Rep of Sec. 8.5 (Sec. 4.3)):
     mean over n of w_n · H(n-gram frequencies)."""
     words = text.split()
     hs = []
@@ -302,7 +439,7 @@ def win_rate_proxy(base_outputs: Sequence[str], new_outputs: Sequence[str], refe
     """WR *proxy*: (wins + ½ ties) / n, where each generation is scored by its token-F1 to the
     reference text, rounded to ``resolution`` (0.1 mimics the judge's 1-10 scale, so tiny wording
     changes tie instead of counting as losses), and the unlearned model wins a prompt when its
-    score is higher than the base model's. The paper's WR (L5106-5110) is an LLM judge's scores on
+    score is higher than the base model's. The paper's WR (Sec. 8.5 (Sec. 4.3)) is an LLM judge's scores on
     AlpacaEval; this proxy only keeps its form (base vs itself = 0.5 exactly)."""
     if not (len(base_outputs) == len(new_outputs) == len(references)) or not references:
         raise ValueError("base_outputs, new_outputs and references must be non-empty and of equal length")
@@ -318,7 +455,7 @@ def win_rate_proxy(base_outputs: Sequence[str], new_outputs: Sequence[str], refe
 @torch.no_grad()
 def target_logprob(model, tokenizer, prompts: Sequence[str], target: str) -> np.ndarray:
     """log p(target | prompt) summed over the target's tokens, per prompt. JensUn's forget gradient
-    vanishes as this goes to −∞ (the saturation of notes §1.6), so it predicts which items resist."""
+    vanishes as this goes to −∞ (the saturation of the ch. 7 implementation notes), so it predicts which items resist."""
     from repro.unlearning.data import encode_qa
     from repro.unlearning.losses import seq_logprob
 
@@ -327,23 +464,29 @@ def target_logprob(model, tokenizer, prompts: Sequence[str], target: str) -> np.
     return lp.float().cpu().numpy()
 
 
-# --------------------------------------------------------------------------- ROUGE pitfalls
-def _lcs_table(a: list[str], b: list[str]):
-    t = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            t[i][j] = t[i - 1][j - 1] + 1 if a[i - 1] == b[j - 1] else max(t[i - 1][j], t[i][j - 1])
-    return t
-
-
-def _lcs_set(a: list[str], b: list[str]) -> set[int]:
-    t = _lcs_table(a, b)
-    i, j, out = len(a), len(b), set()
+# --------------------------------------------------------------------------- ROUGE
+# Two ROUGE-L implementations are in use in the unlearning literature and they disagree:
+#  * the pypi ``rouge`` 1.0.1 package (RWKU's, and the one the dissertation's Table 5 was computed
+#    with, Sec. 8.5, footnote of Table 5): sentences split on '.', words on single spaces,
+#    case-sensitive, *distinct* words counted (sets), summary-level union LCS, F1;
+#  * Google's ``rouge_score`` (TOFU / open-unlearning: ``RougeScorer(["rougeL"], use_stemmer=True)
+#    .score(ground_truth, generation)["rougeL"].recall``): lower-cased alphanumeric tokens, Porter
+#    stemming of tokens longer than 3 characters, plain LCS over the token sequences.
+# E.g. "Paris" vs "The capital of France is Paris.": both give R = 1/6, F = 0.286; "Paris is the
+# capital of France." vs the same reference: pypi rouge R = 0.5 (case-sensitive "The"), rouge_score
+# R = 0.667.
+def _recon_lcs_pypi(x: list[str], y: list[str]) -> set[str]:
+    """The words of one LCS of x and y, with pypi rouge's backtracking tie-break (up unless left is longer)."""
+    t = [[0] * (len(y) + 1) for _ in range(len(x) + 1)]
+    for i in range(1, len(x) + 1):
+        for j in range(1, len(y) + 1):
+            t[i][j] = t[i - 1][j - 1] + 1 if x[i - 1] == y[j - 1] else max(t[i - 1][j], t[i][j - 1])
+    i, j, out = len(x), len(y), set()
     while i > 0 and j > 0:
-        if a[i - 1] == b[j - 1]:
-            out.add(i - 1)
+        if x[i - 1] == y[j - 1]:
+            out.add(x[i - 1])
             i, j = i - 1, j - 1
-        elif t[i - 1][j] >= t[i][j - 1]:
+        elif t[i - 1][j] > t[i][j - 1]:
             i -= 1
         else:
             j -= 1
@@ -351,24 +494,73 @@ def _lcs_set(a: list[str], b: list[str]) -> set[int]:
 
 
 def rouge_l(hypothesis: str, reference: str) -> dict:
-    """Summary-level ROUGE-L (union LCS) as in the pypi ``rouge`` 1.0.1 package the paper used for
-    Table 5 (L5459): sentences split on '.', words on whitespace, case-sensitive; returns r/p/f."""
-    hs = [s.split() for s in hypothesis.split(".") if s.strip()]
-    rs = [s.split() for s in reference.split(".") if s.strip()]
-    m = sum(map(len, rs))
-    n = sum(map(len, hs))
+    """Summary-level ROUGE-L of the pypi ``rouge`` 1.0.1 package (``Rouge().get_scores(hyp, ref)[0]
+    ["rouge-l"]``), the implementation behind the dissertation's Table 5 and RWKU: returns r/p/f
+    (f = 2PR / (P + R + 1e-8), as the package). Tested against the package on many sentence pairs.
+    For the TOFU / open-unlearning ROUGE-L recall use :func:`rouge_l_tofu`. Empty input: zeros
+    (the package raises)."""
+    hs = [" ".join(s.split()) for s in hypothesis.split(".") if len(s) > 0]
+    rs = [" ".join(s.split()) for s in reference.split(".") if len(s) > 0]
+    if not hs or not rs:
+        return {"r": 0.0, "p": 0.0, "f": 0.0}
+    words = lambda sents: [w for s in sents for w in s.split(" ")]
+    m, n = len(set(words(rs))), len(set(words(hs)))
+    union: set[str] = set()
     hit = 0
     for r in rs:
-        union: set[int] = set()
+        before = len(union)
         for h in hs:
-            union |= _lcs_set(r, h)
-        hit += len(union)
-    if m == 0 or n == 0:
+            union |= _recon_lcs_pypi(r.split(" "), h.split(" "))
+        hit += len(union) - before
+    r_, p_ = hit / m, hit / n
+    return {"r": r_, "p": p_, "f": 2.0 * ((p_ * r_) / (p_ + r_ + 1e-8))}
+
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_VALID_TOKEN = re.compile(r"^[a-z0-9]+$")
+
+
+def rouge_tokens(text: str, use_stemmer: bool = True) -> list[str]:
+    """``rouge_score``'s default tokenizer: lower case, non-alphanumerics -> spaces, Porter stemming
+    (nltk's ``PorterStemmer``, as ``rouge_score`` uses) of tokens longer than 3 characters."""
+    toks = re.split(r"\s+", _NON_ALNUM.sub(" ", text.lower()))
+    if use_stemmer:
+        try:
+            from nltk.stem import porter
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("rouge_l_tofu(use_stemmer=True) needs nltk's Porter stemmer (pip install nltk), "
+                              "the stemmer rouge_score uses; or pass use_stemmer=False") from e
+        stem = _porter(porter)
+        toks = [stem(t) if len(t) > 3 else t for t in toks]
+    return [t for t in toks if _VALID_TOKEN.match(t)]
+
+
+_STEMMER = None
+
+
+def _porter(porter):
+    global _STEMMER
+    if _STEMMER is None:
+        _STEMMER = porter.PorterStemmer().stem
+    return _STEMMER
+
+
+def rouge_l_tofu(ground_truth: str, generation: str, use_stemmer: bool = True) -> dict:
+    """ROUGE-L as TOFU / open-unlearning compute it (``rouge_score``'s ``RougeScorer(["rougeL"],
+    use_stemmer=True).score(ground_truth, generation)["rougeL"]``): r = LCS / |ground truth tokens|
+    (the "ROUGE-L recall" they report), p = LCS / |generation tokens|, f = F1."""
+    t, g = rouge_tokens(ground_truth, use_stemmer), rouge_tokens(generation, use_stemmer)
+    if not t or not g:
         return {"r": 0.0, "p": 0.0, "f": 0.0}
-    r, p = hit / m, hit / n
-    beta = p / (r + 1e-12)
-    f = (1 + beta ** 2) * r * p / (r + beta ** 2 * p + 1e-12)
-    return {"r": r, "p": p, "f": f}
+    prev = [0] * (len(g) + 1)
+    for a in t:
+        cur = [0] * (len(g) + 1)
+        for j, b in enumerate(g, 1):
+            cur[j] = prev[j - 1] + 1 if a == b else max(prev[j], cur[j - 1])
+        prev = cur
+    lcs = prev[-1]
+    p, r = lcs / len(g), lcs / len(t)
+    return {"r": r, "p": p, "f": 2 * p * r / (p + r) if p + r > 0 else 0.0}
 
 
 def guess_inflation(m: int, p: float = 0.5) -> float:

@@ -1,4 +1,4 @@
-"""Unlearning losses: one registry, one signature (dissertation §8.5, Eq. 1-9, Appendix E).
+"""Unlearning losses: one registry, one signature (dissertation Sec. 8.5, Eq. 1-9, Appendix E).
 
 Every loss is a small class over the shared trainer step: ``loss(model, ref, forget, forget_target,
 retain) -> (total, logs)`` where the batches are :class:`repro.unlearning.data.Encoded` and ``ref``
@@ -6,43 +6,45 @@ is the frozen base model (or ``None`` when ``needs_ref`` is False). The general 
 Eq. 1 / Eq. 2.5: ``λ_F · L_F + λ_R · L_R``.
 
 Registered names: ``jensun`` (Eq. 4-6; variants ``paper_eq4`` | ``code_v1`` | ``code_v2``, notes
-§1.9), ``jensun_kl`` (the D_KL ablation, E.2), ``ga``, ``graddiff``, ``npo`` (β = 0.1), ``simnpo``
+Sec. 1.9), ``jensun_kl`` (the D_KL ablation, E.2), ``ga``, ``graddiff``, ``npo`` (β = 0.1), ``simnpo``
 (β = 4.5), ``dpo`` (refusal preferred), ``rmu`` (layer, steering coefficient), ``npo_sam`` (NPO,
 trained with :class:`repro.sam.SAM` by the trainer).
 """
 from __future__ import annotations
 
 import abc
+import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from repro.core.registry import Registry
 from repro.unlearning.data import Encoded
 from repro.unlearning.divergences import jsd, jsd_to_onehot, kl, kl_onehot
 
-_LOSSES: dict[str, type] = {}
+#: name -> loss class; ``LOSSES.get("npo", beta=0.1)`` builds one (keywords checked)
+LOSSES = Registry("unlearning loss")
 
 
 def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        if name in _LOSSES:
-            raise ValueError(f"unlearning loss {name!r} registered twice")
-        cls.name = name
-        _LOSSES[name] = cls
-        return cls
-    return deco
+    return LOSSES.register(name)
 
 
 def get(name: str, **kw) -> "UnlearningLoss":
     """Instantiate a registered loss, e.g. ``get('jensun', lambda_r=0.5, variant='paper_eq4')``."""
-    if name not in _LOSSES:
-        raise ValueError(f"unknown unlearning loss {name!r}; registered: {', '.join(sorted(_LOSSES))}")
-    return _LOSSES[name](**kw)
+    return LOSSES.get(name, **kw)
 
 
 def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.list(sorted=True)
+
+
+def _positive(name: str, v) -> float:
+    """beta-like coefficients divide the loss (2 / beta): 0 used to raise ZeroDivisionError mid-run."""
+    if isinstance(v, bool) or not float(v) > 0 or not math.isfinite(float(v)):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -62,7 +64,7 @@ def seq_logprob(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 
 
 def nll(model, batch: Encoded) -> torch.Tensor:
-    """Retain NLL (L5817): mean over samples of the per-sample sum of −log p over answer tokens."""
+    """Retain NLL (Sec. 8.5 (App. E.3)): mean over samples of the per-sample sum of −log p over answer tokens."""
     lp, _ = seq_logprob(model(**batch.as_kwargs()).logits, batch.labels)
     return -lp.mean()
 
@@ -86,7 +88,7 @@ class UnlearningLoss(abc.ABC):
 
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 1.0):
         for k, v in dict(lambda_f=lambda_f, lambda_r=lambda_r).items():
-            if not float(v) >= 0:
+            if not float(v) >= 0 or not math.isfinite(float(v)):
                 raise ValueError(f"{k} must be a non-negative number, got {v!r}")
         self.lambda_f, self.lambda_r = float(lambda_f), float(lambda_r)
 
@@ -114,7 +116,7 @@ class JensUn(UnlearningLoss):
     sample, teacher-forced on the fixed target string; retain = Σ_t JSD(p_θ ‖ p_θref) over the
     retain answer tokens; both averaged over samples. λ_F = λ_R = 0.5 (Table 4).
 
-    ``variant`` selects the released code's forms (notes §1.9): ``code_v1`` (first commit:
+    ``variant`` selects the released code's forms (the ch. 7 implementation notes): ``code_v1`` (first commit:
     multi-hot over all target ids at *every* position of the forget QA sequence, retain JSD over
     all positions) and ``code_v2`` (HEAD: answer positions of the forget QA sequence, one-hot
     cycling through the target tokens, token means)."""
@@ -207,7 +209,7 @@ class JensUnKL(UnlearningLoss):
 # --------------------------------------------------------------------------- baselines
 @register("ga")
 class GradientAscent(UnlearningLoss):
-    """GA (L5809): minimise (1/N_F) Σ Σ_t log p_θ(y_t | x, y_<t); no retain term."""
+    """GA (Sec. 8.5 (App. E.3)): minimise (1/N_F) Σ Σ_t log p_θ(y_t | x, y_<t); no retain term."""
 
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 0.0):
         super().__init__(lambda_f, lambda_r)
@@ -219,7 +221,7 @@ class GradientAscent(UnlearningLoss):
 
 @register("graddiff")
 class GradDiff(GradientAscent):
-    """GradDiff (Eq. 2 forget term + retain NLL, L5041-5043, L5817); λ_F = λ_R = 0.5 (Table 4)."""
+    """GradDiff (Eq. 2 forget term + retain NLL, Sec. 8.5 (Sec. 3), Sec. 8.5 (App. E.3)); λ_F = λ_R = 0.5 (Table 4)."""
 
     def __init__(self, lambda_f: float = 0.5, lambda_r: float = 0.5):
         UnlearningLoss.__init__(self, lambda_f, lambda_r)
@@ -227,16 +229,14 @@ class GradDiff(GradientAscent):
 
 @register("npo")
 class NPO(UnlearningLoss):
-    """NPO (L5783-5795): −(2/β) log σ(−β log(π_θ(y|x)/π_ref(y|x))), log π summed over answer
+    """NPO (Sec. 8.5 (App. E.3)): −(2/β) log σ(−β log(π_θ(y|x)/π_ref(y|x))), log π summed over answer
     tokens; retain NLL; β = 0.1, λ_F = λ_R = 1 (Table 4, OpenUnlearning config)."""
 
     needs_ref = True
 
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 1.0, beta: float = 0.1):
         super().__init__(lambda_f, lambda_r)
-        if beta <= 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = float(beta)
+        self.beta = _positive("beta", beta)
 
     def forget_term(self, model, ref, forget, forget_target):
         lp, _ = seq_logprob(model(**forget.as_kwargs()).logits, forget.labels)
@@ -247,24 +247,24 @@ class NPO(UnlearningLoss):
 
 @register("npo_sam")
 class NPOSAM(NPO):
-    """NPO trained with SAM (Fan et al. 2025; the relearning baseline of Table 3, L5431): SAM
+    """NPO trained with SAM (Fan et al. 2025; the relearning baseline of Table 3, Sec. 8.5 (App. B.5)): SAM
     coefficient ρ = 0.01, retain coefficient 0.1. The trainer wraps AdamW with ``repro.sam.SAM``."""
 
     uses_sam = True
 
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 0.1, beta: float = 0.1, rho: float = 0.01):
         super().__init__(lambda_f, lambda_r, beta)
-        self.rho = float(rho)
+        self.rho = _positive("rho", rho)
 
 
 @register("simnpo")
 class SimNPO(UnlearningLoss):
-    """SimNPO (L5797-5803, with the γ typo corrected, notes §2.1): −(2/β) log σ(−(β/|y|) log π_θ(y|x) − δ);
+    """SimNPO (Sec. 8.5 (App. E.3), with the γ typo corrected, the ch. 7 implementation notes): −(2/β) log σ(−(β/|y|) log π_θ(y|x) − δ);
     no reference model; retain NLL. β = 4.5, δ = 0, forget coefficient 0.125, retain 1.0 (config)."""
 
     def __init__(self, lambda_f: float = 0.125, lambda_r: float = 1.0, beta: float = 4.5, delta: float = 0.0):
         super().__init__(lambda_f, lambda_r)
-        self.beta, self.delta = float(beta), float(delta)
+        self.beta, self.delta = _positive("beta", beta), float(delta)
 
     def forget_term(self, model, ref, forget, forget_target):
         lp, n = seq_logprob(model(**forget.as_kwargs()).logits, forget.labels)
@@ -274,14 +274,14 @@ class SimNPO(UnlearningLoss):
 @register("dpo")
 class DPO(UnlearningLoss):
     """DPO with the refusal as the preferred answer and the true answer as the rejected one
-    (OpenUnlearning's DPO, notes §2.2): −(2/β) log σ(β[(log π_θ − log π_ref)(y_w) − (log π_θ − log π_ref)(y_l)]);
+    (OpenUnlearning's DPO, the ch. 7 implementation notes): −(2/β) log σ(β[(log π_θ − log π_ref)(y_w) − (log π_θ − log π_ref)(y_l)]);
     retain NLL; β = 0.1, λ_F = λ_R = 1 (Table 4)."""
 
     needs_ref = True
 
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 1.0, beta: float = 0.1):
         super().__init__(lambda_f, lambda_r)
-        self.beta = float(beta)
+        self.beta = _positive("beta", beta)
 
     def forget_term(self, model, ref, forget, forget_target):
         lw, _ = seq_logprob(model(**forget_target.as_kwargs()).logits, forget_target.labels)
@@ -294,7 +294,7 @@ class DPO(UnlearningLoss):
 
 @register("rmu")
 class RMU(UnlearningLoss):
-    """RMU (Li et al. 2024; config of notes §2.2): push the layer-``layer`` activations on forget
+    """RMU (Li et al. 2024; config of the ch. 7 implementation notes): push the layer-``layer`` activations on forget
     tokens toward ``steering_coeff`` · u (a fixed random unit vector) by masked MSE, and keep the
     retain activations at the reference model's (masked MSE). Layer and coefficient are
     model-specific (layer 7 / 2 for Llama-3.2-3B); the tiny model uses its own values."""
@@ -304,6 +304,8 @@ class RMU(UnlearningLoss):
     def __init__(self, lambda_f: float = 1.0, lambda_r: float = 1.0, layer: int = 1, steering_coeff: float = 5.0,
                  seed: int = 0):
         super().__init__(lambda_f, lambda_r)
+        if int(layer) < 0:
+            raise ValueError(f"layer must be >= 0, got {layer!r}")
         self.layer, self.steering_coeff, self.seed = int(layer), float(steering_coeff), int(seed)
         self._u: torch.Tensor | None = None
 

@@ -1,6 +1,6 @@
 """ASH-S: activation shaping of the pre-logit features, scored with the energy.
 
-Dissertation L3310 (paper 8.2, App. G): "Ash applies activation shaping at inference time by
+Dissertation Sec. 8.2 (App. G) (paper 8.2, App. G): "Ash applies activation shaping at inference time by
 pruning activations below a certain threshold, and then binarizing (Ash-b) or scaling (Ash-s) the
 remaining activations ... we apply ash to the pre-logit feature activations." The tables (M-Tab.2,
 4, 6, column "AshS") report ASH-S. The percentile is not printed in the dissertation; the authors'
@@ -44,7 +44,7 @@ def ash_s(features: np.ndarray, percentile: float) -> np.ndarray:
 
 @register("ash_s")
 class ASHS(Detector):
-    """ASH-S (p = 90) + energy on the pre-logit features (dissertation L3310, M-Tab.4 "AshS")."""
+    """ASH-S (p = 90) + energy on the pre-logit features (dissertation Sec. 8.2 (App. G), M-Tab.4 "AshS")."""
 
     uses_features = True
     needs_head = True

@@ -20,6 +20,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from repro.core.registry import Registry
+
 
 class Head(NamedTuple):
     """The last linear layer: logits = features @ W.T + b."""
@@ -33,42 +35,39 @@ class Head(NamedTuple):
         return cls(linear.weight.detach().cpu().double().numpy(), b)
 
 
-_REGISTRY: dict[str, type] = {}
+def _load_all() -> None:
+    from repro.ood.detectors import _import_all
+
+    _import_all()
+
+
+#: every detector, by name (one module per family registers into it, see ``repro.ood.detectors``)
+DETECTORS = Registry("detector", loader=_load_all)
 
 
 def register(name: str):
     """Class decorator: make a detector available as ``get_detector(name)``."""
-
-    def deco(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"detector {name!r} registered twice ({_REGISTRY[name].__name__}, {cls.__name__})")
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
+    return DETECTORS.register(name)
 
 
 def list_detectors() -> list[str]:
-    from repro.ood.detectors import _import_all
-
-    _import_all()
-    return sorted(_REGISTRY)
+    return DETECTORS.list(sorted=True)
 
 
 def get_detector(name: str, **hparams) -> "Detector":
-    """Instantiate a registered detector with its hyperparameters."""
-    from repro.ood.detectors import _import_all
+    """Instantiate a registered detector with its hyperparameters (unknown names/keywords: ValueError)."""
+    return DETECTORS.get(name, **hparams)
 
-    _import_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown detector {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    cls = _REGISTRY[name]
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    bad = set(hparams) - allowed
-    if bad:
-        raise ValueError(f"detector {name!r} has no hyperparameter(s) {sorted(bad)}; allowed: {sorted(allowed) or 'none'}")
-    return cls(**hparams)
+
+def _check_rows(name: str, f, lg, what: str) -> None:
+    """Features and logits describe the same samples: a row-count mismatch would broadcast silently
+    (checked whenever both are given, even if this detector reads only one of them)."""
+    if f is None or lg is None:
+        return
+    nf, nl = np.shape(f), np.shape(lg)
+    if nf and nl and nf[0] != nl[0]:
+        raise ValueError(f"{name}: {what}features have {nf[0]} rows but {what}logits have {nl[0]} rows; "
+                         "pass one feature row and one logit row per sample")
 
 
 def as_2d(a, name: str, dtype=np.float64) -> np.ndarray:
@@ -105,6 +104,7 @@ class Detector(abc.ABC):
     def fit(self, train_features=None, train_logits=None, train_labels=None, head: Optional[Head] = None):
         f = as_2d(train_features, "train_features") if self.uses_features and train_features is not None else None
         lg = as_2d(train_logits, "train_logits") if train_logits is not None else None
+        _check_rows(self.name, train_features, train_logits, "train_")
         if self.uses_features and f is None and self.needs_training_features():
             raise ValueError(f"{self.name}: fit needs train_features [N, D]")
         y = None
@@ -137,6 +137,7 @@ class Detector(abc.ABC):
             raise ValueError(f"{self.name}: features have dimension {f.shape[1]}, but the detector was fitted "
                              f"on dimension {self.feature_dim_}")
         lg = as_2d(logits, "logits") if self.uses_logits else None
+        _check_rows(self.name, features, logits, "")
         s = np.asarray(self._score(f, lg), dtype=np.float64)
         return s
 

@@ -1,6 +1,6 @@
 """fDBD: feature distance to the decision boundaries (Liu & Qin, 2024).
 
-Cited in the dissertation (L2411, L2602, M-Tab.2/4/6 column "fDBD") without a formula. Following
+Cited in the dissertation (Sec. 8.2 (Sec. 5), Sec. 8.2 (Sec. 6), M-Tab.2/4/6 column "fDBD") without a formula. Following
 Liu & Qin (2024) and the authors' code, with predicted class y = argmax_c o_c and the classifier rows
 w_c, the distance of phi to the boundary between y and c is |o_c - o_y| / ||w_c - w_y||; the score
 is the sum of these distances over c != y, divided by the distance of phi to the train feature mean:

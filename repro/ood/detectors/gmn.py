@@ -1,6 +1,6 @@
 """GMM / GMN: class-conditional Gaussians with class-specific covariances, max log-likelihood score.
 
-Dissertation L3330 (paper 8.2, App. G, M-Tab.4 column "GMN"): "Estimate a Gaussian mixture model on
+Dissertation Sec. 8.2 (App. G) (paper 8.2, App. G, M-Tab.4 column "GMN"): "Estimate a Gaussian mixture model on
 the train features phi(x), and use the log-probabilities as OOD score. We use GMN for Gaussian
 mixture model with normalized features, and GMM for Gaussian mixture model with regular features."
 
@@ -35,7 +35,7 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 
 @register("gmm")
 class GMM(Detector):
-    """Class-conditional Gaussian mixture (class covariances), raw features -- dissertation L3330."""
+    """Class-conditional Gaussian mixture (class covariances), raw features -- dissertation Sec. 8.2 (App. G)."""
 
     uses_features = True
     needs_labels = True

@@ -1,4 +1,4 @@
-"""Logit-based detectors of paper 8.1 (L1537-1553): MSP, Max-Logit, Energy, KL-Matching.
+"""Logit-based detectors of paper 8.1 (Sec. 8.1 (App. C)): MSP, Max-Logit, Energy, KL-Matching.
 
 They read only the logits o (and for KL-Matching train softmax templates); scores are oriented
 higher = more in-distribution.
@@ -18,7 +18,7 @@ class _LogitDetector(Detector):
 
 @register("msp")
 class MSP(_LogitDetector):
-    """Maximum softmax probability, s = max_c softmax(o)_c (L1537-1539)."""
+    """Maximum softmax probability, s = max_c softmax(o)_c (Sec. 8.1 (App. C))."""
 
     def _score(self, features, logits):
         return softmax(logits, axis=1).max(axis=1)
@@ -26,7 +26,7 @@ class MSP(_LogitDetector):
 
 @register("maxlogit")
 class MaxLogit(_LogitDetector):
-    """Max-Logit, s = max_c o_c (L1541-1543)."""
+    """Max-Logit, s = max_c o_c (Sec. 8.1 (App. C))."""
 
     def _score(self, features, logits):
         return logits.max(axis=1)
@@ -34,10 +34,10 @@ class MaxLogit(_LogitDetector):
 
 @register("energy")
 class Energy(_LogitDetector):
-    """Energy, s = T log sum_c exp(o_c / T); the paper uses T = 1 (L1545-1547)."""
+    """Energy, s = T log sum_c exp(o_c / T); the paper uses T = 1 (Sec. 8.1 (App. C))."""
 
     def __init__(self, temperature: float = 1.0):
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
 
@@ -47,10 +47,10 @@ class Energy(_LogitDetector):
 
 @register("kl_matching")
 class KLMatching(_LogitDetector):
-    """KL-Matching, s = -min_c KL[p(x) || d_c] (L1549-1553).
+    """KL-Matching, s = -min_c KL[p(x) || d_c] (Sec. 8.1 (App. C)).
 
     d_c is the mean train softmax vector of class c. The paper computes the templates on the
-    train set (not an extra validation set, L1553); the NINCO code groups the train samples by
+    train set (not an extra validation set, Sec. 8.1 (App. C)); the NINCO code groups the train samples by
     their *predicted* class (``group_by="predicted"``, default); ``group_by="label"`` uses the
     true labels. Classes without any sample get no template.
     """

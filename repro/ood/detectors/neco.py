@@ -1,6 +1,6 @@
 """NeCo: neural-collapse-inspired score, ratio of the principal-subspace norm times the max logit.
 
-Dissertation L3322-3326 (paper 8.2, App. G, M-Tab.4 column "NEC"):
+Dissertation Sec. 8.2 (App. G) (paper 8.2, App. G, M-Tab.4 column "NEC"):
 
     s = ||P phi(x)|| / ||phi(x)|| * max_i o_i,
 
@@ -19,7 +19,7 @@ from repro.ood.detectors.base import Detector, register
 
 @register("neco")
 class NeCo(Detector):
-    """NeCo (90 % explained variance) -- dissertation L3322-3326."""
+    """NeCo (90 % explained variance) -- dissertation Sec. 8.2 (App. G)."""
 
     uses_features = True
     uses_logits = True

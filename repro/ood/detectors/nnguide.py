@@ -1,6 +1,6 @@
 """NNGuide: the energy score guided by a nearest-neighbour score in normalised feature space.
 
-Dissertation L3332-3336 (paper 8.2, App. G): ``s = s_Energy * s_KNN`` "where s_KNN is a KNN score
+Dissertation Sec. 8.2 (App. G) (paper 8.2, App. G): ``s = s_Energy * s_KNN`` "where s_KNN is a KNN score
 in the normalized feature space, estimated on a subset of the train features. Like suggested by
 the authors, we use 1% of the train features and K = 10 neighbors" (M-Tab.4/6 column "NNG").
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from repro.core.registry import warn_inert
 from repro.ood.detectors.base import Detector, l2_normalize_strict, register
 
 
@@ -32,12 +33,16 @@ def topk_inner_product_mean(queries: np.ndarray, bank: np.ndarray, k: int, chunk
 
 @register("nnguide")
 class NNGuide(Detector):
-    """NNGuide (K = 10, 1 % bank) -- dissertation L3332-3336, M-Tab.4 column "NNG"."""
+    """NNGuide (K = 10, 1 % bank) -- dissertation Sec. 8.2 (App. G), M-Tab.4 column "NNG"."""
 
     uses_features = True
     uses_logits = True
 
     def __init__(self, k: int = 10, bank_fraction: float = 0.01, seed: int = 0):
+        if int(k) < 1:
+            raise ValueError(f"nnguide: k must be >= 1, got {k}")
+        if not 0 < bank_fraction <= 1:
+            raise ValueError(f"nnguide: bank_fraction must be in (0, 1], got {bank_fraction}")
         self.k = k
         self.bank_fraction = bank_fraction
         self.seed = seed
@@ -54,7 +59,11 @@ class NNGuide(Detector):
         if self.k < 1 or self.k > n:
             raise ValueError(f"nnguide: k must be in [1, {n}] (number of train samples), got {self.k}")
         # a bank smaller than k would make the top-k undefined; grow it to k rather than fail on
-        # small training sets (documented deviation, only active when fraction * N < k)
+        # small training sets (documented deviation, only active when fraction * N < k, and then
+        # bank_fraction no longer matters: say so)
+        if size < self.k:
+            warn_inert("nnguide", "bank_fraction", f"bank_fraction * {n} train samples = {size} < k={self.k}; "
+                       f"the bank is grown to k={self.k} samples")
         size = max(size, self.k)
         rng = np.random.default_rng(self.seed)
         idx = np.sort(rng.choice(n, size=size, replace=False))

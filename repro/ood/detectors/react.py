@@ -1,4 +1,4 @@
-"""Energy + ReAct (paper 8.1 L1581-1585): clip pre-logit activations at the value below which
+"""Energy + ReAct (paper 8.1 Sec. 8.1 (App. C)): clip pre-logit activations at the value below which
 ``percentile`` % of all train activations lie (99: 1 % of train activations are truncated),
 recompute the logits with the head and take the energy."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SSC (softmax-scaled cosine) and SSD+ (cluster-conditional Mahalanobis on normalised features).
 
-- **SSC** -- dissertation L3312-3320 (paper 8.2, App. G; M-Tab.12 column "SSC"):
+- **SSC** -- dissertation Sec. 8.2 (App. G) (paper 8.2, App. G; M-Tab.12 column "SSC"):
   cos theta_i = w_i . phi / (||w_i|| ||phi||) with the classifier rows w_i, and
   s = max_i softmax(t * cos theta)_i with t = 1 ("for our post-hoc setup we set s = 1").
 - **SSD+** -- M-Tab.18 (NINCO FPR of a SupCon ResNet-50 "SSD+ ... with k-means with 100/500/1000
@@ -23,12 +23,14 @@ from repro.ood.detectors.base import l2_normalize_strict
 
 @register("ssc")
 class SSC(Detector):
-    """Softmax-scaled cosine with the classifier weights (t = 1) -- dissertation L3312-3320."""
+    """Softmax-scaled cosine with the classifier weights (t = 1) -- dissertation Sec. 8.2 (App. G)."""
 
     uses_features = True
     needs_head = True
 
     def __init__(self, t: float = 1.0):
+        if not t > 0:
+            raise ValueError(f"ssc: t (the softmax scale) must be > 0, got {t}")
         self.t = t
 
     def needs_training_features(self) -> bool:
@@ -54,6 +56,8 @@ class SSDPlus(Detector):
     uses_features = True
 
     def __init__(self, n_clusters: int = 100, seed: int = 0):
+        if int(n_clusters) < 1:
+            raise ValueError(f"ssd_plus: n_clusters must be >= 1, got {n_clusters}")
         self.n_clusters = n_clusters
         self.seed = seed
 

@@ -25,14 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.core.cache import fingerprint, get_or_compute
 from repro.ood.detectors.base import Detector, register
 
 log = logging.getLogger("repro.ood.related")
 
-__all__ = ["L2NormalizedNet", "FeatureNorm", "train_l2_model", "L2_VERSION"]
+__all__ = ["L2NormalizedNet", "FeatureNorm"]
 
-L2_VERSION = "1"
 
 
 class L2NormalizedNet(nn.Module):
@@ -84,41 +82,3 @@ class FeatureNorm(Detector):
 
     def needs_training_features(self) -> bool:
         return False
-
-
-def train_l2_model(world, entry, seed: int = 0, scale: float = 1.0, device=None, progress: bool = True):
-    """Train ``entry`` (a from-scratch :class:`repro.studies.ch3_ninco.zoo.ZooEntry`) with ℓ2-normalised features on
-    ``world.id_train``.
-
-    Same recipe, seed and training loop (:func:`repro.train.loop.train_classifier`) as the
-    conventional zoo model, so the pair differs only by the two lines of Eq. 6. Haas et al. train
-    from scratch (their App. A.1), so ``pretrained`` entries are refused. Cached under (ID
-    train/test images, entry, seed, scale). Returns a :class:`repro.studies.ch3_ninco.zoo.ZooModel`.
-    """
-    from repro.models import build_from_spec, model_spec
-    from repro.train.loop import evaluate, train_classifier
-    from repro.studies.ch3_ninco.zoo import _RECIPE_KEYS, ZooModel, _entry_params
-
-    if entry.pretrained:
-        raise ValueError(f"zoo entry {entry.name!r} is pretrained; l2-normalised training (Haas et al.) trains from "
-                         "scratch: list from-scratch entries under l2.models in repro/profiles/appendix.yaml")
-    nc = world.num_classes
-    spec = model_spec(entry.arch, nc, **entry.model_kwargs)
-
-    def compute():
-        torch.manual_seed(int(seed))
-        model = L2NormalizedNet(build_from_spec(spec), scale=scale)
-        recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
-        hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
-                                progress=progress, desc=f"{entry.name}+l2", **recipe)["history"]
-        acc = evaluate(model, world.id_test.x, world.id_test.y, device=device)["accuracy"]
-        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return {"state_dict": sd, "spec": spec, "test_acc": float(acc), "history": hist}
-
-    params = {"id_train": fingerprint(world.id_train), "id_test": fingerprint(world.id_test),
-              "entry": _entry_params(entry), "seed": int(seed), "scale": float(scale)}
-    d = get_or_compute("related_l2_model", params, compute, version=L2_VERSION)
-    model = L2NormalizedNet(build_from_spec(d["spec"]), scale=scale)
-    model.load_state_dict(d["state_dict"])
-    model.eval()
-    return ZooModel(f"{entry.name}+l2", model, d["test_acc"], entry, d["spec"], d["history"])

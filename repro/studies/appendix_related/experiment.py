@@ -18,7 +18,8 @@ from repro.studies.appendix_related.harness import model_features, ood_table
 
 log = logging.getLogger("repro.ood.related")
 
-__all__ = ["select_entries", "l2_study", "unleashing_study", "setar_study", "logit_scores_table"]
+__all__ = ["select_entries", "l2_study", "unleashing_study", "setar_study", "logit_scores_table", "ood_halves",
+           "checkpoint_selection", "benchmark_sizes"]
 
 STUDY_VERSION = "1"
 
@@ -42,6 +43,13 @@ def select_entries(cfg3: Mapping, items) -> list:
     return [known[it] if isinstance(it, str) else next(it_d) for it in items]
 
 
+def benchmark_sizes(world, ood_sets) -> pd.DataFrame:
+    """Images per set of the benchmark the appendix uses (ID splits and the listed OOD sets)."""
+    sets = {"id_train": world.id_train, "id_val": world.id_val, "id_test": world.id_test,
+            **{k: world.ood[k] for k in ood_sets}}
+    return pd.DataFrame([dict(set=k, images=len(v)) for k, v in sets.items()])
+
+
 def _acc(feats) -> float:
     f = feats["test"]
     return float(100 * (f.logits.argmax(1) == f.labels).mean())
@@ -55,7 +63,6 @@ def l2_study(world, cfg3: Mapping, cfg: Mapping, seed: int = 0, device=None, pro
     Returns ``table`` (model, variant, detector, dataset, fpr, auroc), ``acc`` (model, variant,
     test_acc) and ``norms`` ({(model, variant): {"id": norms, "ood": norms}}) for the figures."""
     from repro.studies.ch3_ninco.zoo import trained_zoo
-    from repro.ood.related.l2_training import train_l2_model
 
     lcfg = cfg["l2"]
     entries = select_entries(cfg3, lcfg["models"])
@@ -113,18 +120,88 @@ def _um_trajectory(world, entry, every: int, seed: int, device, progress: bool) 
     return get_or_compute("related_um_trajectory", params, compute, version=STUDY_VERSION)
 
 
+def ood_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint (selection, evaluation) index halves of an OOD set of ``n`` images (a fixed random split)."""
+    perm = np.random.default_rng(int(seed)).permutation(int(n))
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
+def _mean_fpr(sid, sood: Mapping, idx: Mapping | None = None) -> float:
+    from repro.ood.metrics import fpr_at_95tpr
+
+    return float(np.mean([100 * fpr_at_95tpr(sid, v if idx is None else v[idx[k]]) for k, v in sood.items()]))
+
+
+def checkpoint_selection(scores: Mapping, seed: int = 0, n_boot: int = 200) -> dict:
+    """Pick the "best" checkpoint without looking at the images it is judged on.
+
+    ``scores``: ``{epoch: {"val": ID validation scores, "test": ID test scores, "ood": {set: scores}}}``
+    (higher = more ID). Each OOD set is split once into a selection and an evaluation half
+    (:func:`ood_halves`); the best epoch is the argmin of the mean FPR95 of (ID validation, selection
+    halves), and the final-vs-best gap is measured on (ID test, evaluation halves), with a paired
+    bootstrap over those images (``n_boot`` resamples) for its 99 % interval (a false "better checkpoint"
+    under pure noise then needs a 1-in-200 draw). Choosing the epoch on the
+    very sets it is judged on would pass "an intermediate checkpoint is better" under pure noise
+    (the minimum of noisy curves lies below the last point).
+
+    Returns ``best_epoch``, ``last_epoch``, ``gap_select`` (final − best on the selection data: the
+    in-sample gap, biased), ``gap_eval``, ``ci_low``, ``ci_high``, ``fpr_final_eval``, ``fpr_best_eval``
+    and ``curve`` (epoch, split, fpr)."""
+    epochs = sorted(scores)
+    if not epochs:
+        raise ValueError("checkpoint_selection needs at least one checkpoint")
+    last = epochs[-1]
+    sets = list(scores[last]["ood"])
+    halves = {k: ood_halves(len(scores[last]["ood"][k]), seed + i) for i, k in enumerate(sets)}
+    sel = {k: h[0] for k, h in halves.items()}
+    ev = {k: h[1] for k, h in halves.items()}
+    rows = []
+    for ep in epochs:
+        sc = scores[ep]
+        rows.append({"epoch": ep, "split": "selection", "fpr": _mean_fpr(sc["val"], sc["ood"], sel)})
+        rows.append({"epoch": ep, "split": "evaluation", "fpr": _mean_fpr(sc["test"], sc["ood"], ev)})
+    curve = pd.DataFrame(rows)
+    cs = curve[curve.split == "selection"].set_index("epoch").fpr
+    ce = curve[curve.split == "evaluation"].set_index("epoch").fpr
+    if cs.isna().all():
+        raise ValueError("checkpoint_selection: every checkpoint has a NaN FPR on the selection data")
+    best = int(cs.idxmin())
+    gap_eval = float(ce[last] - ce[best])
+    lo = hi = float("nan")
+    if best != last and n_boot > 0:
+        rng = np.random.default_rng(int(seed) + 12345)
+        f, b = scores[last], scores[best]
+        n_id = len(f["test"])
+        diffs = []
+        for _ in range(int(n_boot)):
+            i_id = rng.integers(0, n_id, n_id)
+            idx = {k: ev[k][rng.integers(0, len(ev[k]), len(ev[k]))] for k in sets}
+            diffs.append(_mean_fpr(np.asarray(f["test"])[i_id], f["ood"], idx)
+                         - _mean_fpr(np.asarray(b["test"])[i_id], b["ood"], idx))
+        lo, hi = (float(v) for v in np.percentile(diffs, [0.5, 99.5]))
+    elif best == last:
+        lo = hi = 0.0
+    return {"best_epoch": best, "last_epoch": int(last), "gap_select": float(cs[last] - cs[best]), "gap_eval": gap_eval,
+            "ci_low": lo, "ci_high": hi, "fpr_final_eval": float(ce[last]), "fpr_best_eval": float(ce[best]),
+            "curve": curve}
+
+
 def unleashing_study(world, cfg: Mapping, seed: int = 0, device=None, progress: bool = False) -> dict:
     """Unleashing Mask on one model trained for ``cfg["unleashing"]["model"]["epochs"]`` epochs.
 
     1. Checkpoint curve: logit-based detectors (``curve_detectors``, the paper uses Energy) on every
-       checkpoint; ID test accuracy and training loss beside them.
+       checkpoint; ID test accuracy and training loss beside them. The "best" checkpoint is chosen on
+       held-out data (:func:`checkpoint_selection`), not on the images it is judged on.
     2. UM: the loss level from random masks keeping ``keep`` of each layer (Eq. 3, App. F), then the
        fine-tuning of the final model with that level.
 
     Returns ``curve``, ``summary`` (final / best checkpoint / UM, per detector: mean FPR over OOD
     sets, test accuracy), ``table`` (every detector of ``cfg["detectors"]`` on final and UM),
-    ``level``, ``ascent_share``, ``best_epoch``, ``epochs``."""
+    ``selection`` (:func:`checkpoint_selection` for the main detector), ``level``, ``ascent_share``,
+    ``best_epoch``, ``epochs``."""
     from repro.models import build_from_spec
+    from repro.ood.detectors import get_detector
+    from repro.studies.appendix_related.harness import _feats
     from repro.studies.ch3_ninco.zoo import zoo_entries
     from repro.ood.related.unleashing import estimate_loss_constraint, unleashing_mask_finetune
 
@@ -136,7 +213,9 @@ def unleashing_study(world, cfg: Mapping, seed: int = 0, device=None, progress: 
     traj = _um_trajectory(world, entry, 1, seed, device, progress)
     hist = {h["epoch"] + 1: h for h in traj["history"]}
     every, last = int(ucfg.get("every", 1)), max(ep for ep, _ in traj["checkpoints"])
-    curves, models = [], {}
+    curves, models, scores = [], {}, {}
+    det_main = get_detector(main)
+    det_main.fit(None, None)
     for ep, sd in traj["checkpoints"]:
         if ep % every and ep != last:
             continue
@@ -149,12 +228,14 @@ def unleashing_study(world, cfg: Mapping, seed: int = 0, device=None, progress: 
         t["train_loss"] = hist.get(ep, {}).get("loss", np.nan)
         curves.append(t)
         models[ep] = m
+        val = _feats(m, world.id_val, device)
+        scores[ep] = {"val": det_main.score(None, val.logits), "test": det_main.score(None, F["test"].logits),
+                      "ood": {k: det_main.score(None, v.logits) for k, v in F["ood"].items()}}
     curve = pd.concat(curves, ignore_index=True)
     epochs = int(max(models))
     final = models[epochs]
-    mean_fpr = curve[curve.detector == main].groupby("epoch").fpr.mean()
-    best_epoch = int(mean_fpr.idxmin())
-
+    selection = checkpoint_selection(scores, seed=int(seed), n_boot=int(ucfg.get("n_boot", 200)))
+    best_epoch = selection["best_epoch"]
     keep, n_masks = float(ucfg.get("keep", 0.975)), int(ucfg.get("n_masks", 1))
     n_est = min(len(world.id_train), int(ucfg.get("level_samples", len(world.id_train))))
     ft = dict(ucfg.get("finetune", {}))
@@ -184,6 +265,7 @@ def unleashing_study(world, cfg: Mapping, seed: int = 0, device=None, progress: 
         if "train" in F:
             tabs.append(ood_table(F, cfg["detectors"], model=entry.name, variant=stage))
     return {"curve": curve, "summary": pd.DataFrame(rows), "table": pd.concat(tabs, ignore_index=True),
+            "selection": selection,
             "level": float(d["level"]), "ascent_share": float(d["ascent_share"]), "best_epoch": best_epoch,
             "epochs": epochs, "keep": keep, "detector": main, "um_history": d["history"]}
 
@@ -224,3 +306,44 @@ def setar_study(world, cfg3: Mapping, cfg: Mapping, seed: int = 0, device=None, 
         traces.append(d["trace"].assign(model=zm.name))
     return {"table": pd.concat(tabs, ignore_index=True), "acc": pd.DataFrame(accs), "ratios": pd.DataFrame(ratios),
             "trace": pd.concat(traces, ignore_index=True)}
+
+L2_VERSION = "1"  # extra cache salt; the key also carries the code fingerprint
+
+
+def train_l2_model(world, entry, seed: int = 0, scale: float = 1.0, device=None, progress: bool = True):
+    """Train ``entry`` (a from-scratch :class:`repro.studies.ch3_ninco.zoo.ZooEntry`) with ℓ2-normalised features on
+    ``world.id_train``.
+
+    Same recipe, seed and training loop (:func:`repro.train.loop.train_classifier`) as the
+    conventional zoo model, so the pair differs only by the two lines of Eq. 6. Haas et al. train
+    from scratch (their App. A.1), so ``pretrained`` entries are refused. Cached under (ID
+    train/test images, entry, seed, scale). Returns a :class:`repro.studies.ch3_ninco.zoo.ZooModel`.
+    """
+    from repro.models import build_from_spec, model_spec
+    from repro.ood.related.l2_training import L2NormalizedNet
+    from repro.train.loop import evaluate, train_classifier
+    from repro.studies.ch3_ninco.zoo import _RECIPE_KEYS, ZooModel, _entry_params
+
+    if entry.pretrained:
+        raise ValueError(f"zoo entry {entry.name!r} is pretrained; l2-normalised training (Haas et al.) trains from "
+                         "scratch: list from-scratch entries under l2.models in repro/profiles/appendix.yaml")
+    nc = world.num_classes
+    spec = model_spec(entry.arch, nc, **entry.model_kwargs)
+
+    def compute():
+        torch.manual_seed(int(seed))
+        model = L2NormalizedNet(build_from_spec(spec), scale=scale)
+        recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
+        hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
+                                progress=progress, desc=f"{entry.name}+l2", **recipe)["history"]
+        acc = evaluate(model, world.id_test.x, world.id_test.y, device=device)["accuracy"]
+        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return {"state_dict": sd, "spec": spec, "test_acc": float(acc), "history": hist}
+
+    params = {"id_train": fingerprint(world.id_train), "id_test": fingerprint(world.id_test),
+              "entry": _entry_params(entry), "seed": int(seed), "scale": float(scale)}
+    d = get_or_compute("related_l2_model", params, compute, version=L2_VERSION)
+    model = L2NormalizedNet(build_from_spec(d["spec"]), scale=scale)
+    model.load_state_dict(d["state_dict"])
+    model.eval()
+    return ZooModel(f"{entry.name}+l2", model, d["test_acc"], entry, d["spec"], d["history"])

@@ -8,7 +8,7 @@ OOD table per (model, variant, detector, OOD set).
   :class:`repro.data.manifests.MissingAsset` naming the manifest and ``repro data fetch NAME``.
 
 Every score is "higher = more in-distribution" and FPR is FPR@95%TPR with the dissertation's
-convention (threshold at the 5 % quantile of ID scores, L1609), through :mod:`repro.ood.metrics`.
+convention (threshold at the 5 % quantile of ID scores; Sec. 8.1, App. D), through :mod:`repro.ood.metrics`.
 """
 from __future__ import annotations
 

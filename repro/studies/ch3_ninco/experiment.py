@@ -4,11 +4,11 @@ for every profile, and the NINCO-style evaluation of a model zoo on it.
 :func:`load_ood_benchmark` returns a :class:`repro.data.world.World` in every profile:
 
 * ``smoke`` / ``cpu``: the generated world, ``make_world(seed, **cfg["world"])``;
-* ``full``: ImageNet-1k and NINCO from image folders (paper 8.1, L1194-1209):
+* ``full``: ImageNet-1k and NINCO from image folders (paper 8.1, N-Sec. 3.1):
 
   - ``id_train``: a seeded per-class subset of the ImageNet-1k **train** set; all train statistics of
     the detectors (means, covariances, KNN bank, ViM subspace, ReAct threshold, KL templates) are
-    fitted on it, as the paper fits on the train set (L1553; notes §3.1) -- a subset because the
+    fitted on it, as the paper fits on the train set (N-App. C) -- a subset because the
     images are held in memory (``benchmark.n_train_per_class``; the paper uses all 1.28M);
   - ``id_val``: further train images of the same classes, disjoint from ``id_train``;
   - ``id_test``: the ImageNet-1k **validation** set, the ID test set of the paper (all 50 images per
@@ -35,6 +35,7 @@ Config keys (``repro/profiles/ch3.yaml``): ``world`` (smoke/cpu) or ``benchmark`
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -46,7 +47,8 @@ from repro.core.config import check_profile
 
 log = logging.getLogger("repro.studies.ch3_ninco.experiment")
 
-__all__ = ["load_ood_benchmark", "benchmark_unit_tests", "evaluate_zoo", "BENCHMARK_KEYS", "OPENOOD_SETS"]
+__all__ = ["load_ood_benchmark", "benchmark_unit_tests", "evaluate_zoo", "ZooPlan", "plan", "train_zoo",
+           "BENCHMARK_KEYS", "OPENOOD_SETS"]
 
 BENCHMARK_KEYS = {
     "resolution": 224,        # side of the stored centre crops (pixels)
@@ -172,7 +174,7 @@ def _load_full(bcfg: dict, seed: int):
 
 def benchmark_unit_tests(world, cfg: dict, seed: int) -> dict:
     """The 17 OOD unit tests as ``{name: uint8 [N, 3, H, W]}``: the images shipped with NINCO when the
-    world has them (``full``), else generated with the paper's recipes (L1692-1724) at the world's
+    world has them (``full``), else generated with the paper's recipes (N-App. G) at the world's
     resolution, pixel permutations drawn from ``world.id_val`` (``cfg["unit_tests"]`` = arguments of
     ``make_unit_tests``)."""
     if getattr(world, "unit_tests", None):
@@ -185,7 +187,7 @@ def benchmark_unit_tests(world, cfg: dict, seed: int) -> dict:
 
 def evaluate_zoo(world, zoo: Sequence, unit_imgs: dict, detectors: dict, contamination: Optional[dict] = None,
                  seed: int = 0, device=None, ood_sets: Optional[Sequence[str]] = None) -> dict:
-    """Chapter 3's evaluation: every detector on every zoo model (L1204-1209, N-Fig.3).
+    """Chapter 3's evaluation: every detector on every zoo model (N-Sec. 3.3, N-Fig.3).
 
     For each model, features of the ID train/test sets, the OOD sets, the unit tests and (generated
     world only) the flagged popular-dataset analogues are extracted (cached, with the model's own
@@ -264,3 +266,42 @@ def evaluate_zoo(world, zoo: Sequence, unit_imgs: dict, detectors: dict, contami
             "study": pd.concat(study, ignore_index=True) if study else pd.DataFrame(
                 columns=["model", "method", "p", "rep", "n", "fpr_original", "fpr_cleaned"]),
             "ood_sets": ood_sets, "flagged_sets": flagged, "skipped": skipped}
+
+
+# --------------------------------------------------------------------------- the run plan
+@dataclass
+class ZooPlan:
+    """What chapters 3 and 4 compute before any detector runs: the world and the zoo entries to train.
+
+    The notebook and the sweep (:mod:`repro.studies.ch3_ninco.jobs`) both start from :func:`plan`, so
+    they train the same entries on the same world and hit the same cache entries.
+    """
+
+    cfg: dict
+    profile: str
+    seed: int
+    world: object
+    entries: list
+
+    def unit_tests(self) -> dict:
+        """The 17 OOD unit tests for this world (:func:`benchmark_unit_tests`)."""
+        return benchmark_unit_tests(self.world, self.cfg, self.seed)
+
+
+def plan(cfg: dict, profile: str, seed: int) -> ZooPlan:
+    """The world (:func:`load_ood_benchmark`) and the zoo entries of ``cfg["zoo"]``."""
+    from repro.studies.ch3_ninco.zoo import check_input_pipeline, zoo_entries
+
+    entries = zoo_entries(cfg)
+    if profile == "full":  # before hours of decoding: every checkpoint must get its own input pipeline
+        s = _full_settings(cfg.get("benchmark") or {})
+        check_input_pipeline(entries, int(s["resolution"]), float(s["crop_pct"]))
+    return ZooPlan(cfg, profile, int(seed), load_ood_benchmark(cfg, profile, seed), entries)
+
+
+def train_zoo(p: ZooPlan, device=None, progress: bool = True, index: Optional[int] = None) -> list:
+    """Train (or load) the plan's zoo, or only entry ``index`` (a sweep job); cached per entry."""
+    from repro.studies.ch3_ninco.zoo import trained_zoo
+
+    entries = p.entries if index is None else [p.entries[int(index)]]
+    return trained_zoo(p.world, entries, seed=p.seed, device=device, progress=progress)

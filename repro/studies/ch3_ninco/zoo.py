@@ -2,7 +2,7 @@
 
 Paper 8.1 evaluates 28 ImageNet checkpoints of many architectures and pretraining/training
 schemes (N-Tab.8; ``ninco_T8_models.csv``); its findings are about how *training* (pretraining,
-augmentation, objective) changes OOD behaviour (L476, L485, L1236-1238). The small-scale analogue
+augmentation, objective) changes OOD behaviour (Sec. 3.3). The small-scale analogue
 trains several ``repro.models`` architectures from scratch on the generated world with different
 recipes (SGD vs AdamW, augmentation, label smoothing, mixup). In ``full`` the entries are timm
 names with ``pretrained: true`` and no training.
@@ -43,7 +43,7 @@ from repro.core.cache import fingerprint, get_or_compute
 log = logging.getLogger("repro.studies.ch3_ninco.zoo")
 
 __all__ = ["ZooEntry", "ZooModel", "zoo_entries", "train_zoo_model", "trained_zoo", "pretrained_transform",
-           "ZOO_VERSION"]
+           "data_config", "input_mismatch", "check_input_pipeline", "CropResizeNormalize", "ZOO_VERSION"]
 
 ZOO_VERSION = "1"
 _RECIPE_KEYS = ("optimizer", "lr", "epochs", "weight_decay", "augment", "label_smoothing", "mixup_alpha",
@@ -208,14 +208,98 @@ def _linear_head(model: nn.Module) -> nn.Module:
     return model
 
 
-def pretrained_transform(model: nn.Module):
-    """The checkpoint's own input transform (size, interpolation, mean/std) from its timm pretrained_cfg."""
+def data_config(entry: ZooEntry) -> dict:
+    """The checkpoint's own evaluation pipeline (timm ``resolve_data_config`` of its pretrained_cfg, with the
+    entry's ``pretrained_cfg_overlay``): input_size, interpolation, mean, std, crop_pct, crop_mode. Reads
+    timm's registry only (no weights)."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(entry.arch)
+    if cfg is None:
+        raise ValueError(f"zoo entry {entry.name!r}: timm knows no pretrained config for {entry.arch!r}; use a timm "
+                         "name with its tag (e.g. vit_base_patch16_384.augreg_in21k_ft_in1k)")
+    d = {**cfg.to_dict(), **(entry.model_kwargs.get("pretrained_cfg_overlay") or {})}
+    return timm.data.resolve_data_config(pretrained_cfg=d)
+
+
+def input_mismatch(entry: ZooEntry, resolution: int, crop_pct: float) -> Optional[str]:
+    """Why images stored as centre crops (``crop_pct`` of the shorter side at ``resolution`` px, the full
+    benchmark's store) cannot give ``entry`` its own timm evaluation input; None when they can.
+
+    timm's eval transform resizes the shorter side to ``input / crop_pct_model`` and centre-crops ``input``:
+    the model sees the central ``crop_pct_model`` of the shorter side at ``input`` px. From the store that is
+    the central ``crop_pct_model / crop_pct`` of a stored image, resized to ``input``; it is exact up to
+    the resampling order if the model's crop lies inside the stored one, the mode is 'center', and the
+    region is not upsampled.
+    """
+    dc = data_config(entry)
+    size, c_m, mode = int(dc["input_size"][-1]), float(dc["crop_pct"]), dc.get("crop_mode", "center")
+    if mode != "center":
+        return (f"{entry.name} ({entry.arch}) evaluates with crop_mode={mode!r} (the whole image "
+                f"{'squashed' if mode == 'squash' else 'padded'} to {size} px); the store keeps centre crops only")
+    if c_m > crop_pct + 1e-9:
+        return (f"{entry.name} ({entry.arch}) sees the central {c_m:g} of the shorter side, more than the stored "
+                f"centre crop ({crop_pct:g}); set benchmark.crop_pct >= {c_m:g}")
+    region = resolution * c_m / crop_pct
+    if region + 0.5 < size:
+        return (f"{entry.name} ({entry.arch}) needs {size} px from a {region:.0f} px region of the {resolution} px "
+                f"store (upsampling); set benchmark.resolution >= {int(-(-size * crop_pct // c_m))}")
+    return None
+
+
+def check_input_pipeline(entries, resolution: int, crop_pct: float) -> None:
+    """Refuse (ValueError listing every offending entry) pretrained entries whose own timm input pipeline
+    the stored centre crops cannot give (see :func:`input_mismatch`): their features would come from a
+    crop or resolution the checkpoint was not evaluated with."""
+    bad = [m for e in entries if e.pretrained for m in [input_mismatch(e, resolution, crop_pct)] if m]
+    if bad:
+        raise ValueError(f"{len(bad)} zoo entr{'y' if len(bad) == 1 else 'ies'} cannot be evaluated with their own "
+                         f"input pipeline from the benchmark's {resolution} px / crop {crop_pct:g} store:\n  - "
+                         + "\n  - ".join(bad) + "\nRaise the benchmark's resolution/crop_pct in the profile, or "
+                         "remove these entries (the remaining models keep their exact pipelines).")
+
+
+class CropResizeNormalize:
+    """A checkpoint's timm eval transform applied to a stored centre crop: keep the central ``crop_frac``
+    (= model crop_pct / store crop_pct), resize to the model's input and normalise
+    (:class:`repro.ood.features.ResizeNormalize`). ``id`` names it in the feature cache key."""
+
+    def __init__(self, size, mean, std, interpolation: str = "bicubic", crop_frac: float = 1.0):
+        from repro.ood.features import ResizeNormalize
+
+        if not 0 < crop_frac <= 1:
+            raise ValueError(f"crop_frac must lie in (0, 1], got {crop_frac}")
+        self.resize, self.crop_frac = ResizeNormalize(size, mean, std, interpolation), float(crop_frac)
+        self.size, self.mean, self.std = self.resize.size, self.resize.mean, self.resize.std
+
+    @property
+    def id(self) -> str:
+        # crop_frac 1 keeps the plain resize's id, so cached features from before stay valid
+        return self.resize.id if self.crop_frac == 1.0 else f"centre{self.crop_frac:.4f}-{self.resize.id}"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.crop_frac < 1.0:
+            h, w = x.shape[-2:]
+            ch, cw = max(1, int(round(h * self.crop_frac))), max(1, int(round(w * self.crop_frac)))
+            t, l = (h - ch) // 2, (w - cw) // 2
+            x = x[..., t:t + ch, l:l + cw]
+        return self.resize(x)
+
+    def __repr__(self) -> str:
+        return f"CropResizeNormalize({self.id})"
+
+
+def pretrained_transform(model: nn.Module, store_crop_pct: float = 1.0):
+    """The checkpoint's own input transform (size, interpolation, mean/std, centre crop) from its timm
+    pretrained_cfg, for images stored as centre crops of ``store_crop_pct``."""
     import timm
 
-    from repro.ood.features import ResizeNormalize
-
     cfg = timm.data.resolve_model_data_config(model)
-    return ResizeNormalize(cfg["input_size"][-2:], cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"))
+    frac = min(1.0, float(cfg.get("crop_pct", store_crop_pct)) / float(store_crop_pct)) \
+        if cfg.get("crop_mode", "center") == "center" else 1.0
+    return CropResizeNormalize(cfg["input_size"][-2:], cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"),
+                               crop_frac=frac)
 
 
 def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress: bool = True) -> ZooModel:
@@ -232,8 +316,9 @@ def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress
     if entry.pretrained:
         model = _create_pretrained(entry, nc)
         model.eval()
+        store_crop = float((getattr(world, "params", None) or {}).get("crop_pct", 1.0))
         zm = ZooModel(entry.name, model, float("nan"), entry, {"name": entry.arch, "num_classes": nc, "timm": True},
-                      [], pretrained_transform(model))
+                      [], pretrained_transform(model, store_crop))
         f = zm.features(world.id_test, device=device, progress=progress)
         zm.test_acc = float((f.logits.argmax(1) == f.labels).mean())
         return zm

@@ -1,4 +1,4 @@
-"""The controlled model-zoo experiment of App. H (S:4113-4117), scaled to the generated world.
+"""The controlled model-zoo experiment of App. H of the paper (Sec. 8.3), scaled to the generated world.
 
 Paper: 200 ResNet-18 (+200 ViT) on CIFAR-10 with LR ~ log-uniform, SAM ρ ∈ {0, 0.05, 0.1}, mixup
 (α = 0.5) with prob. ½, augmentation with prob. ½; only models with ≤ 1 % training error are kept;
@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro.core import cache
+from repro.core import cache, config
 from repro.sharpness.definitions import get as get_definition
 from repro.sharpness.measure import measure_detailed
 
 ZOO_VERSION = "1"
-SHARPNESS_VERSION = "2"  # 2: bound flat-buffer path + fused APGD updates (same math, other rounding)
+ZOO_SHARPNESS_VERSION = "2"  # 2: bound flat-buffer path + fused APGD updates (same math, other rounding)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _error(model, x, y, device) -> float:
     return 1.0 - float(evaluate(model, x, y, device=device)["accuracy"])
 
 
-def train_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
+def train_sharpness_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
                     device=None, arch_kwargs: dict | None = None) -> dict:
     """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time.
     ``arch_kwargs``: keyword arguments of the registered model (e.g. ``img_size`` of a ViT)."""
@@ -104,7 +104,7 @@ def train_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resne
 
 
 def sharpness_points(x, y, n_points: int):
-    """The first ``n_points`` training points, no augmentation (S:3438-3440; released code uses the
+    """The first ``n_points`` training points, no augmentation (App. H.1; released code uses the
     first 1024 CIFAR-10 training images)."""
     if n_points > len(x):
         raise ValueError(f"n_points={n_points} exceeds the training set ({len(x)})")
@@ -120,14 +120,16 @@ def zoo_sharpness(entry: dict, points, definition: str, rho: float, *, m: int, s
                   steps=int(steps) if d.kind == "worst" else None,
                   n_samples=int(n_samples) if d.kind == "avg" else None,
                   logit_norm=logit_norm if d.logit_norm else None, mode=mode if d.kind == "worst" else None,
-                  seed=int(seed), points=cache.fingerprint(points[0]))
+                  seed=int(seed), points=cache.fingerprint(points[0]),
+                  # noise draws and reductions differ between CPU and CUDA: never share their values
+                  device=config.device(device).type if not isinstance(device, torch.device) else device.type)
 
     def fn():
         model = load_model(entry)
         return float(measure_detailed(model, [points], d.name, float(rho), m=m, steps=steps, n_samples=n_samples,
                                       logit_norm=logit_norm, seed=seed, device=device, mode=mode).value)
 
-    return cache.get_or_compute("ch5_sharpness", params, fn, version=SHARPNESS_VERSION)
+    return cache.get_or_compute("ch5_sharpness", params, fn, version=ZOO_SHARPNESS_VERSION)
 
 
 def zoo_frame(entries: list[dict]) -> pd.DataFrame:
@@ -142,7 +144,41 @@ def zoo_frame(entries: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TAU_COLUMNS = ["definition", "rho", "target", "tau", "tau_within_mean", "tau_lr", "tau_lr_within_mean", "n_models"]
+TAU_COLUMNS = ["definition", "rho", "target", "tau", "tau_within_mean", "tau_lr", "tau_lr_within_mean", "n_models",
+               "tau_noise", "tau_within_noise"]
+
+
+def tau_noise_level(n_models) -> float:
+    """Standard deviation of Kendall τ between independent variables for M models,
+    √(2(2M+5) / (9M(M−1))) (0.24 at M = 10, 0.05 at M = 200).  It is the noise of a τ near 0; for
+    larger |τ| the sampling spread is smaller, so τ ± 2× this is a conservative interval."""
+    try:
+        m = int(n_models)
+    except (TypeError, ValueError):
+        return float("nan")
+    if m < 2:
+        return float("nan")
+    return math.sqrt(2 * (2 * m + 5) / (9 * m * (m - 1)))
+
+
+def decided_sign(tau, n_models, noise=None) -> int:
+    """+1 / −1 when the interval τ ± 2σ lies above / below 0, else 0 (σ = ``noise`` or
+    :func:`tau_noise_level` of ``n_models``; NaN anywhere gives 0)."""
+    try:
+        t = float(tau)
+        sig = float(noise) if noise is not None else tau_noise_level(n_models)
+    except (TypeError, ValueError):
+        return 0
+    if not (math.isfinite(t) and math.isfinite(sig)):
+        return 0
+    return 1 if t - 2 * sig > 0 else -1 if t + 2 * sig < 0 else 0
+
+
+def within_noise_level(group_sizes) -> float:
+    """Noise of the unweighted mean of within-group τ (independent groups): √(Σ σ(n_g)²) / G over
+    the groups of at least 3 models (those :func:`repro.sharpness.kendall.kendall_tau_by_group` uses)."""
+    sig = [tau_noise_level(n) for n in group_sizes if n >= 3]
+    return math.sqrt(sum(x * x for x in sig)) / len(sig) if sig else float("nan")
 
 
 def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("test_err", "shift_err", "gen_gap"),
@@ -150,8 +186,10 @@ def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("t
     """Global and within-subgroup Kendall τ for every (definition, ρ) column ``f"{d}@{rho}"``.
 
     Targets: clean test error, corrupted test error and the generalization gap (App. B compares
-    the gap with the test error, S:3918).  Fewer than ``min_models`` models: an empty frame with
-    the same columns."""
+    the gap with the test error).  ``tau_noise`` / ``tau_within_noise``: the standard deviation of
+    the global / mean within-group τ under independence (:func:`tau_noise_level`), from which the
+    report draws its intervals.  Fewer than ``min_models`` models: an empty frame with the same
+    columns."""
     from repro.sharpness.kendall import kendall_tau, kendall_tau_by_group
 
     if len(df) < min_models:
@@ -168,13 +206,14 @@ def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("t
                              tau_within_mean=g.get("mean", float("nan")),
                              tau_lr=kendall_tau(sub["lr"], sub[col]),
                              tau_lr_within_mean=kendall_tau_by_group(sub["lr"], sub[col], sub["group"]).get("mean", float("nan")),
-                             n_models=len(sub)))
+                             n_models=len(sub), tau_noise=tau_noise_level(len(sub)),
+                             tau_within_noise=within_noise_level(sub.groupby("group").size().tolist())))
     return pd.DataFrame(rows, columns=TAU_COLUMNS)
 
 
 def keep_mask(zdf: pd.DataFrame, train_err_max: float) -> pd.Series:
     """Models that entered the correlations: not diverged and train error ≤ ``train_err_max`` (App. H
-    keeps models with ≤ 1 % training error, S:4115)."""
+    keeps models with ≤ 1 % training error)."""
     return (~zdf.diverged.astype(bool)) & (zdf.train_err <= train_err_max)
 
 
@@ -269,7 +308,7 @@ def _worker_init(state: dict, threads: int) -> None:
 
 def _train_job(hp: HParams) -> dict:
     w = _WORKER
-    return train_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"],
+    return train_sharpness_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"],
                            w.get("arch_kwargs"))
 
 
@@ -310,23 +349,35 @@ def parallel_map(fn, items: list, state: dict, jobs: int = 1, desc: str = "", pr
         return list(it)
 
 
+def zoo_hparams(cfg: dict, seed: int = 0) -> list[HParams]:
+    """The hyperparameters of every zoo model of ``cfg["zoo"]`` (notebook and sweep: model i is ``[i]``)."""
+    z = cfg["zoo"]
+    return sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+
+
+def zoo_keys(cfg: dict) -> list[str]:
+    """The zoo sections this profile runs: ``zoo`` (ResNets, Table 3) and ``zoo_vit`` (Table 4) if present."""
+    return ["zoo"] + (["zoo_vit"] if "zoo_vit" in cfg else [])
+
+
 def train_zoo(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True, jobs: int | None = None) -> list[dict]:
     """Train (cached) the whole zoo; ``jobs`` (default: the profile's ``jobs``, else 1) worker processes."""
     z = cfg["zoo"]
-    hps = sample_hparams(z["n_models"], tuple(z["lr_range"]), tuple(z["sam_rhos"]), seed=seed)
+    hps = zoo_hparams(cfg, seed)
     state = dict(data=data, train_cfg=dict(cfg["train"]), arch=z["arch"], device=device, arch_kwargs=z.get("arch_kwargs"))
     return parallel_map(_train_job, hps, state, jobs or cfg.get("jobs", 1), "zoo: training", progress)
 
 
-# The paper's CIFAR-10 tables per zoo: table id in the τ CSV and the radii used there.
+# The paper's CIFAR-10 tables per zoo (``zoo.paper_table``): T3 ResNet-18, T4 ViT (repro.reference.sharpness).
 PAPER_TABLES = {"T3": "T3_CIFAR10_ResNet18", "T4": "T4_CIFAR10_ViT"}
 
 
 def _paper_rhos(table: str) -> dict:
-    from repro.sharpness.definitions import PAPER_RHO_RESNET, PAPER_RHO_VIT
+    from repro.reference.sharpness import paper_radii
+
     if table not in PAPER_TABLES:
         raise ValueError(f"zoo.paper_table must be one of {sorted(PAPER_TABLES)} (T3: ResNets, T4: ViTs), got {table!r}")
-    return PAPER_RHO_RESNET if table == "T3" else PAPER_RHO_VIT
+    return paper_radii(table)
 
 
 def rho_grid(cfg: dict) -> list[tuple[str, float]]:
@@ -337,7 +388,7 @@ def rho_grid(cfg: dict) -> list[tuple[str, float]]:
     return [(d, rhos[d][i]) for d in rhos for i in idx]
 
 
-def zoo_config(cfg: dict, key: str) -> dict:
+def zoo_study_config(cfg: dict, key: str) -> dict:
     """The chapter config with ``cfg[key]`` (e.g. ``zoo_vit``) as its zoo: a second zoo reuses every
     function of this module.  ``cfg[key]`` may carry ``train`` and ``sharpness`` overrides (merged
     into the chapter's) and ``train_err_max``."""
@@ -387,6 +438,13 @@ def run_study(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool 
     return dict(entries=entries, grid=grid, zdf=zdf, kept=kept, taus=taus, cmp=cmp)
 
 
+def run_vit_study(cfg: dict, data: dict, device=None, seed: int = 0, progress: bool = True) -> dict | None:
+    """:func:`run_study` of the profile's ViT zoo (``zoo_vit``, Table 4), or None when it has none."""
+    if "zoo_vit" not in zoo_keys(cfg):
+        return None
+    return run_study(zoo_study_config(cfg, "zoo_vit"), data, device=device, seed=seed, progress=progress)
+
+
 def ablation_frame(entries: list[dict], data: dict, cfg: dict, definition: str, rho: float, device=None,
                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Figs. 30-31: sharpness of the first ``ablation.n_models`` well-trained models for several
@@ -418,28 +476,28 @@ def ablation_taus(abl: pd.DataFrame, col: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PAPER_COMPARISON_COLUMNS = ["definition", "rho", "eval_set", "tau_paper", "tau_ours", "tau_ours_within", "n_models",
+                            "tau_noise", "sign_agrees"]
+
+
 def paper_comparison(taus: pd.DataFrame, table: str = "T3") -> pd.DataFrame:
-    """Our τ next to the paper's for the same definition and ρ: Table 3 (CIFAR-10 ResNet-18,
-    S:3724-3771) or Table 4 (CIFAR-10 ViT, S:3779-3826)."""
-    from repro.reference import load_paper_table
-    from repro.sharpness.definitions import get as gd
+    """Our τ next to the paper's for the same definition and ρ: Table 3 (CIFAR-10 ResNet-18) or
+    Table 4 (CIFAR-10 ViT) of Sec. 8.3.  ``tau_noise``: the standard deviation of τ between
+    independent variables for our number of models (:func:`tau_noise_level`)."""
+    from repro.reference.sharpness import paper_tau
 
     _paper_rhos(table)  # validates the name
-    paper = load_paper_table("ch5_kendall_tau_tables_1to4")
-    paper = paper[paper.table.astype(str) == PAPER_TABLES[table]]
     rows = []
     for r in taus.itertuples():
         if r.target not in ("test_err", "shift_err"):
             continue
-        d = gd(r.definition)
         col = "CIFAR-10" if r.target == "test_err" else "CIFAR-10-C"
-        sel = paper[(paper.sharpness == d.paper_sharpness) & (paper.logitnorm == ("Yes" if d.logit_norm else "No"))
-                    & (np.isclose(paper.rho.astype(float), r.rho)) & (paper.eval_set == col)]
-        p = float(sel.tau.iloc[0]) if len(sel) else float("nan")
+        p = paper_tau(table, r.definition, r.rho, col)
         rows.append(dict(definition=r.definition, rho=r.rho, eval_set=col, tau_paper=p, tau_ours=r.tau,
-                         tau_ours_within=r.tau_within_mean,
+                         tau_ours_within=r.tau_within_mean, n_models=getattr(r, "n_models", float("nan")),
+                         tau_noise=tau_noise_level(getattr(r, "n_models", 0)),
                          sign_agrees=bool(np.sign(p) == np.sign(r.tau)) if np.isfinite(p) else None))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PAPER_COMPARISON_COLUMNS)
 
 
 def load_model(entry: dict):
@@ -451,12 +509,91 @@ def load_model(entry: dict):
     return model.eval()
 
 
-def kept_entries(entries: list[dict], zdf: pd.DataFrame, train_err_max: float) -> list[dict]:
-    """The entries passing :func:`keep_mask`; all non-diverged ones when none passes (so the ablations
-    of the smoke profile, whose models are not trained to 1 % error, still exercise the code)."""
-    mask = keep_mask(zdf, train_err_max).to_numpy()
-    out = [e for e, k in zip(entries, mask) if k]
-    return out or [e for e in entries if not e["diverged"]]
+def ablation_plan(cfg: dict, grid, zdf: pd.DataFrame) -> dict:
+    """What the APGD-steps / m ablations (Figs. 30-31) measure; the notebook and the sweep
+    (``jobs.py``) both call this, so they cannot choose differently.
+
+    ``zdf``: one row per zoo model, in model order, with ``diverged`` and ``train_err`` (the zoo
+    frame, or the sweep's stage-1 results).  Returns ``definition`` (the main measure), ``rho`` (its
+    smallest radius in ``grid``, the ρ of Figs. 5-6), ``models`` (the first ``ablation.n_models``
+    models passing :func:`keep_mask`) and ``on_kept``.  When no model passes the filter (the smoke
+    profile's one-epoch models) the ablations still run on the first non-diverged models so that the
+    code is exercised, but ``on_kept`` is False and the report does not judge them."""
+    from repro.sharpness.definitions import MAIN_DEFINITION
+
+    rhos = [r for d, r in grid if d == MAIN_DEFINITION]
+    if not rhos:
+        raise ValueError(f"the ablations use {MAIN_DEFINITION}, which is not in the grid {sorted({d for d, _ in grid})}")
+    n = int(cfg["ablation"]["n_models"])
+    zdf = zdf.reset_index(drop=True)
+    kept = [int(i) for i in zdf.index[keep_mask(zdf, cfg["train_err_max"])]]
+    pool = kept or [int(i) for i in zdf.index[~zdf.diverged.astype(bool)]]
+    return dict(definition=MAIN_DEFINITION, rho=float(min(rhos)), models=pool[:n], on_kept=bool(kept))
+
+
+def run_ablation(study: dict, data: dict, cfg: dict, device=None, seed: int = 0) -> dict:
+    """Figs. 30-31 for a :func:`run_study` result: :func:`ablation_plan`, then :func:`ablation_frame`
+    and :func:`ablation_taus` per setting.  Returns the plan's keys plus ``steps``/``m`` (per model and
+    setting) and ``steps_taus``/``m_taus``."""
+    plan = ablation_plan(cfg, study["grid"], study["zdf"])
+    entries = [study["entries"][i] for i in plan["models"]]
+    steps, m = ablation_frame(entries, data, cfg, plan["definition"], plan["rho"], device=device, seed=seed)
+    return dict(plan, steps=steps, m=m, steps_taus=ablation_taus(steps, "steps"), m_taus=ablation_taus(m, "m"))
+
+
+#: Fig. 29: adaptive average-case ℓ∞ sharpness (normalized) on original vs augmented training points
+AUGMENTATION_DEFINITION = "adaptive_avg_linf_ln"
+
+
+def augmented_points(x, y, n_points: int, seed: int = 0):
+    """The sharpness points under the training augmentation (random crop + flip of
+    :func:`repro.train.loop.augment_batch`), one fixed draw (App. H.1 / Fig. 29)."""
+    from repro.train.loop import augment_batch
+
+    xs, ys = sharpness_points(x, y, n_points)
+    return augment_batch(xs, torch.Generator().manual_seed(int(seed))), ys
+
+
+def augmentation_frame(entries: list[dict], data: dict, cfg: dict, grid, indices, device=None,
+                       seed: int = 0) -> pd.DataFrame:
+    """Fig. 29: sharpness (:data:`AUGMENTATION_DEFINITION` at its radii in ``grid``) of the models
+    ``indices`` on the original and on augmented training points; one row per model × ρ with
+    ``original``, ``augmented`` and ``test_err``.  Both go through the ``ch5_sharpness`` cache."""
+    s = cfg["sharpness"]
+    pts = sharpness_points(data["x_train"], data["y_train"], s["n_points"])
+    aug = augmented_points(data["x_train"], data["y_train"], s["n_points"], seed)
+    rhos = sorted(r for d, r in grid if d == AUGMENTATION_DEFINITION)
+    rows = []
+    for i in indices:
+        e = entries[i]
+        for r in rhos:
+            kw = dict(m=s["m"], steps=s["steps"], n_samples=s["n_samples"], seed=seed, device=device)
+            rows.append(dict(model=int(i), rho=r, test_err=e["test_err"],
+                             original=zoo_sharpness(e, pts, AUGMENTATION_DEFINITION, r, **kw),
+                             augmented=zoo_sharpness(e, aug, AUGMENTATION_DEFINITION, r, **kw)))
+    return pd.DataFrame(rows, columns=["model", "rho", "test_err", "original", "augmented"])
+
+
+def run_augmentation(study: dict, data: dict, cfg: dict, device=None, seed: int = 0) -> dict:
+    """Fig. 29 for a :func:`run_study` result, on its kept models: ``frame``
+    (:func:`augmentation_frame`) and ``taus`` (:func:`augmentation_taus`)."""
+    kept = [int(i) for i in study["zdf"].index[study["zdf"].kept]]
+    frame = augmentation_frame(study["entries"], data, cfg, study["grid"], kept, device=device, seed=seed)
+    return dict(frame=frame, taus=augmentation_taus(frame))
+
+
+def augmentation_taus(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per ρ: τ(test error, sharpness) on original and augmented points, and τ between the two."""
+    from repro.sharpness.kendall import kendall_tau
+
+    rows = []
+    for r, sub in frame.groupby("rho"):
+        ok = len(sub) > 1
+        rows.append(dict(rho=r, n_models=len(sub),
+                         tau_original=kendall_tau(sub.test_err, sub.original) if ok else float("nan"),
+                         tau_augmented=kendall_tau(sub.test_err, sub.augmented) if ok else float("nan"),
+                         tau_original_vs_augmented=kendall_tau(sub.original, sub.augmented) if ok else float("nan")))
+    return pd.DataFrame(rows, columns=["rho", "n_models", "tau_original", "tau_augmented", "tau_original_vs_augmented"])
 
 
 def first_trained_model(entries: list[dict]):

@@ -1,32 +1,32 @@
 """Chapter 5 at paper scale: adaptive sharpness of the pretrained model zoos (Tables 1-2, Figs. 2, 8-28).
 
-The paper's ImageNet and MNLI studies (dissertation S:3480-3502, App. C/E/F/G; notes
-``ch5_sharpness.md`` §4.1-4.4) measure sharpness of *released* checkpoints, so nothing is trained
+The paper's ImageNet and MNLI studies (Sec. 4 and App. C, E, F, G of the paper in
+Sec. 8.3) measure sharpness of *released* checkpoints, so nothing is trained
 here: every zoo is a list of files on disk (described by a manifest in ``data_manifests/``), a
 loader that turns member *i* into an ``nn.Module`` whose ``forward(x)`` returns logits, and the
 evaluation data.  The zoos (``list_zoos()``):
 
 ``augreg_in1k``   56 ViT-B/16 trained from scratch on ImageNet-1k for 300 epochs and fine-tuned
-                  20k steps (AugReg, Steiner et al.; S:3932): 7 augmentation settings × weight decay ∈
+                  20k steps (AugReg, Steiner et al.; App. C): 7 augmentation settings × weight decay ∈
                   {0.1, 0.03} × (dropout, stochastic depth) ∈ {(0, 0), (0.1, 0.1)} × fine-tuning LR ∈
                   {0.01, 0.03}, read from the AugReg ``index.csv`` (rows B/16, ds i1k, adapt_ds
                   imagenet2012, 224 px).  Checkpoint names seen in timm's configs use light0/light1,
-                  medium1/medium2, strong1/strong2 (the notes' "medium0/strong0" do not occur; notes D10).
+                  medium1/medium2, strong1/strong2 ("medium0"/"strong0" do not occur).
                   Table 1 (``T1_IN1k_scratch``).
 ``augreg_in21k``  the same grid pre-trained on ImageNet-21k; the two models with close to 100 % test
-                  error are dropped (S:3990), leaving 54 (``T1_IN21k_ft``).
-``clip_soups``    72 CLIP ViT-B/32 ImageNet fine-tunes of model soups (Wortsman et al. 2022; S:3486,
-                  4047): ``model_0`` is the linear-probe initialization ("the base model", notes D11,
+                  error are dropped (App. E), leaving 54 (``T1_IN21k_ft``).
+``clip_soups``    72 CLIP ViT-B/32 ImageNet fine-tunes of model soups (Wortsman et al. 2022; Sec. 4,
+                  App. F): ``model_0`` is the linear-probe initialization ("the base model",
                   per the repository's ``hparam_info.json``), ``model_1..71`` the random-search
                   fine-tunes (aug, wd, lr, mixup, label smoothing, epochs).  ``T1_CLIP_ft``.
 ``bert_mnli``     100 bert-base-uncased MNLI fine-tunes that differ only in the seed ("BERTs of a
-                  feather", McCoy et al. 2020; S:4077), ID = MNLI matched dev, OOD = the HANS
+                  feather", McCoy et al. 2020; App. G), ID = MNLI matched dev, OOD = the HANS
                   non-entailment subsets (lexical overlap, subsequence, constituent).  Table 2.
 
-Sharpness follows S:3934 ("the same sharpness evaluation for all ImageNet-1k and MNLI models"): the
+Sharpness follows App. C ("the same sharpness evaluation for all ImageNet-1k and MNLI models"): the
 first 2048 training points without augmentation (eval transform), 8 batches of m = 256, model in
 eval mode, APGD with 20 steps and a random start for the worst case, 100 noise draws for the average
-case; the four adaptive ℓ∞ families of Tables 1-2 at their radii (notes §1.7; :data:`PAPER_RHO`).
+case; the four adaptive ℓ∞ families of Tables 1-2 at their radii (:data:`PAPER_RHO`).
 Test errors come from the zoo's own metadata (AugReg ``index.csv``: ImageNet only; model-soups
 ``individual_model_results.jsonl``: all six ImageNet sets; McCoy et al.'s accuracy table: MNLI and
 HANS) or are computed on the evaluation data where present (``errors.source``).
@@ -49,11 +49,11 @@ Shared keys apply to every zoo; a key named after a zoo holds overrides for that
 
 - ``points.selection``: ``first`` = the first ``n`` images of ImageFolder order (sorted classes,
   sorted files; for ImageNet that is 2 classes) or ``per_class`` = one image per class in turn
-  (n/1000 per class).  Which 2048 ImageNet images the paper used is not stated (notes D12).
+  (n/1000 per class).  Which 2048 ImageNet images the paper used is not stated.
   ``points.root``: a folder ``<class>/<image>`` used instead of ``$REPRO_DATA/imagenet/train`` (image
   zoos), or an MNLI training file (``.jsonl``/``.tsv``) instead of ``$REPRO_DATA/mnli/train.jsonl``.
 - ``sharpness.*`` are the arguments of :func:`repro.sharpness.measure_detailed`; ``init: null`` is
-  its default (random start, S:3934), ``logit_norm: null`` its default Eq.-5 convention (notes D2).
+  its default (random start, App. C), ``logit_norm: null`` its default convention (Eq. 5 of the paper, Eq. 5.2).
   ``batched_noise`` defaults to false here: at m = 256 one forward of ViT-B or BERT-base already fills
   a GPU, and vmapping ``chunk`` noise draws would hold ``chunk`` weight copies and activations.
 - ``errors.source``: ``metadata`` (only the zoo's published numbers), ``compute`` (only our own
@@ -86,34 +86,24 @@ import torch
 from torch import nn
 
 from repro.core import cache
+from repro.core.registry import Registry
 from repro.data.imagefolder import decode_images
+from repro.data.nli import HANS_SUBSETS, HF_HANS_LABELS, HF_MNLI_LABELS, encode_labels, read_nli
+from repro.models.checkpoints.augreg import AUGREG_AUG_ORDER, load_augreg_npz, read_augreg_index
+from repro.models.checkpoints.bert import BERT_MNLI_LABELS, TextClassifierLogits, bert_tokenizer, convert_bert_tf_checkpoint
+from repro.models.checkpoints.clip_soups import load_clip_soup
+from repro.reference import sharpness as _ref
 
 log = logging.getLogger("repro.studies.ch5_sharpness.pretrained")
 
-SHARPNESS_VERSION = "1"
-ERROR_VERSION = "1"
+PRETRAINED_SHARPNESS_VERSION = "1"
+PRETRAINED_ERROR_VERSION = "1"
 
 # ------------------------------------------------------------------------------------------ paper facts
-#: Paper table (``table`` column of ``ch5_kendall_tau_tables_1to4.csv``) per zoo.
-PAPER_TABLES = {"augreg_in1k": "T1_IN1k_scratch", "augreg_in21k": "T1_IN21k_ft", "clip_soups": "T1_CLIP_ft",
-                "bert_mnli": "T2_BERT_MNLI"}
-
-_IN_RHO = {"adaptive_worst_linf_ln": (0.001, 0.002, 0.004), "adaptive_worst_linf": (0.001, 0.002, 0.004),
-           "adaptive_avg_linf_ln": (0.05, 0.1, 0.2), "adaptive_avg_linf": (0.05, 0.1, 0.2)}
-#: Radii of Tables 1-2 (S:3647-3713; notes §1.7).  CLIP: Table 1 lists the average-case radii as
-#: 0.001/0.002/0.004 (a copy of the worst-case list?) while the Fig. 20 caption says ρ = 0.1 (notes D6);
-#: we keep the table's values so that τ can be compared, and a profile may add 0.1 via ``grid``.
-PAPER_RHO = {
-    "augreg_in1k": _IN_RHO,
-    "augreg_in21k": _IN_RHO,
-    "clip_soups": {"adaptive_worst_linf_ln": (0.001, 0.002, 0.004), "adaptive_worst_linf": (0.001, 0.002, 0.004),
-                   "adaptive_avg_linf_ln": (0.001, 0.002, 0.004), "adaptive_avg_linf": (0.001, 0.002, 0.004)},
-    "bert_mnli": {"adaptive_worst_linf_ln": (0.0005, 0.001, 0.002), "adaptive_worst_linf": (0.0005, 0.001, 0.002),
-                  "adaptive_avg_linf_ln": (0.1, 0.2, 0.4), "adaptive_avg_linf": (0.1, 0.2, 0.4)},
-}
-# ("Sharpness", "LogitNorm") of the CSV -> registered definition (all of Tables 1-2 are adaptive, notes §1.6)
-_PAPER_DEFINITIONS = {("Worst-case ℓ_∞", "Yes"): "adaptive_worst_linf_ln", ("Worst-case ℓ_∞", "No"): "adaptive_worst_linf",
-                      ("Avg-case ℓ_∞", "Yes"): "adaptive_avg_linf_ln", ("Avg-case ℓ_∞", "No"): "adaptive_avg_linf"}
+# Table id per zoo, the radii of Tables 1-2 and the CSV -> definition map live in repro.reference.sharpness.
+PAPER_TABLES = {z: _ref.PAPER_TABLES[z] for z in ("augreg_in1k", "augreg_in21k", "clip_soups", "bert_mnli")}
+#: Radii of Tables 1-2 per zoo (Sec. 8.3, Tables 1-2), read from the paper's CSV.
+PAPER_RHO = {z: _ref.paper_radii(z) for z in PAPER_TABLES}
 
 DEFAULTS: dict = {
     "members": None,
@@ -131,29 +121,21 @@ ERROR_SOURCES = ("auto", "metadata", "compute")
 
 
 # ------------------------------------------------------------------------------------------ registry
-_ZOOS: dict[str, Callable[[], "PretrainedZoo"]] = {}
+#: name -> :class:`PretrainedZoo` subclass; ``ZOOS.get(name)`` builds one
+ZOOS = Registry("pretrained zoo")
 
 
 def register_zoo(name: str):
     """Decorator registering a zero-argument factory (or class) of a :class:`PretrainedZoo` under ``name``."""
-
-    def deco(factory):
-        if name in _ZOOS and _ZOOS[name] is not factory:
-            raise ValueError(f"pretrained zoo {name!r} registered twice")
-        _ZOOS[name] = factory
-        return factory
-
-    return deco
+    return ZOOS.register(name)
 
 
 def list_zoos() -> list[str]:
-    return list(_ZOOS)
+    return ZOOS.list()
 
 
 def get_zoo(name: str) -> "PretrainedZoo":
-    if name not in _ZOOS:
-        raise ValueError(f"unknown pretrained zoo {name!r}; registered zoos: {', '.join(_ZOOS)}")
-    return _ZOOS[name]()
+    return ZOOS.get(name)
 
 
 def paper_grid(zoo_name: str) -> list[tuple[str, float]]:
@@ -170,14 +152,14 @@ def _deep_merge(base: dict, over: dict | None) -> dict:
     return out
 
 
-def zoo_config(zoo_name: str, cfg: dict | None) -> dict:
+def pretrained_zoo_config(zoo_name: str, cfg: dict | None) -> dict:
     """:data:`DEFAULTS` ← the shared keys of ``cfg`` ← ``cfg[zoo_name]`` (see the module docstring)."""
     cfg = dict(cfg or {})
-    shared = {k: v for k, v in cfg.items() if k not in _ZOOS and k != "zoos"}
+    shared = {k: v for k, v in cfg.items() if k not in ZOOS and k != "zoos"}
     unknown = set(shared) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown pretrained_zoos key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)} plus one "
-                         f"section per zoo ({', '.join(_ZOOS)}); see repro/studies/ch5_sharpness/pretrained.py")
+                         f"section per zoo ({', '.join(ZOOS.list())}); see repro/studies/ch5_sharpness/pretrained.py")
     own = cfg.get(zoo_name) or {}
     if set(own) - set(DEFAULTS):
         raise ValueError(f"unknown key(s) {sorted(set(own) - set(DEFAULTS))} in the {zoo_name!r} section of "
@@ -250,23 +232,49 @@ def _select_members(df: pd.DataFrame, sel) -> pd.DataFrame:
 _IMAGENET_WNIDS: list[str] | None = None
 
 
-def imagenet_class_index(folder_names) -> list[int]:
-    """Model class index of each folder: ``"0".."999"`` (ImageNet-V2) as integers, WordNet ids
-    (ImageNet, -R, -A, -Sketch) by their position among the 1000 sorted ImageNet-1k synsets (timm's
-    ImageNet info), anything else by its sorted position."""
+def _wnid_positions() -> dict[str, int]:
     global _IMAGENET_WNIDS
-    names = [str(n) for n in folder_names]
-    if all(n.isdigit() for n in names):
-        return [int(n) for n in names]
     if _IMAGENET_WNIDS is None:
         from timm.data import ImageNetInfo
 
         _IMAGENET_WNIDS = list(ImageNetInfo().label_names())
-    pos = {w: i for i, w in enumerate(_IMAGENET_WNIDS)}
-    if all(n in pos for n in names):
-        return [pos[n] for n in names]
-    order = {n: i for i, n in enumerate(sorted(names))}
-    return [order[n] for n in names]
+    return {w: i for i, w in enumerate(_IMAGENET_WNIDS)}
+
+
+def _known_class(name: str, pos: dict) -> bool:
+    return (name.isdigit() and 0 <= int(name) < 1000) or name in pos
+
+
+def imagenet_class_index(folder_names) -> list[int]:
+    """Model class index of each folder: ``"0".."999"`` (ImageNet-V2) as integers, WordNet ids
+    (ImageNet, -R, -A, -Sketch) by their position among the 1000 sorted ImageNet-1k synsets (timm's
+    ImageNet info).  Any other name raises: a class index cannot be guessed, and a sorted-position
+    fallback let one stray folder (``__MACOSX``) shift every class, i.e. an error of ~100 % without a
+    message.  :func:`class_folders` drops such folders (with a warning) before this is called."""
+    names = [str(n) for n in folder_names]
+    pos = _wnid_positions()
+    bad = [n for n in names if not _known_class(n, pos)]
+    if bad:
+        raise ValueError(f"folder(s) {bad[:5]} are neither ImageNet-1k WordNet ids (n01440764, ...) nor class "
+                         "indices 0..999; an ImageNet evaluation folder needs one of the two per class")
+    return [int(n) if n.isdigit() else pos[n] for n in names]
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted class folders of ``root`` that name an ImageNet class (:func:`imagenet_class_index`);
+    other folders (``__MACOSX``, ``.ipynb_checkpoints``, a stray download) are skipped with a
+    warning.  No class folder at all raises."""
+    root = Path(root)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    pos = _wnid_positions()
+    unknown = [n for n in names if not _known_class(n, pos)]
+    if unknown:
+        log.warning("%s: skipping %d folder(s) that name no ImageNet class: %s", root, len(unknown), unknown[:5])
+    classes = [n for n in names if _known_class(n, pos)]
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folders named by an ImageNet WordNet id or 0..999 (found "
+                         f"{names[:5]}); expected {root}/<class>/<image files>")
+    return classes
 
 
 def _image_files(root: Path, max_per_class=None, seed: int = 0):
@@ -276,9 +284,7 @@ def _image_files(root: Path, max_per_class=None, seed: int = 0):
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist; expected {root}/<class>/<image files>")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{root} has no class sub-folders; expected {root}/<class>/<image files>")
+    classes = class_folders(root)
     cidx = dict(zip(classes, imagenet_class_index(classes)))
     rng = np.random.default_rng(seed)
     files, labels = [], []
@@ -298,7 +304,7 @@ def _train_files(root: Path, n: int, selection: str):
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"training image folder {root} does not exist; expected {root}/<class>/<image files>")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = class_folders(root)
     cidx = dict(zip(classes, imagenet_class_index(classes)))
 
     def listing(c):
@@ -367,8 +373,8 @@ class PretrainedZoo(abc.ABC):
         return _asset_root(self.manifest)
 
     def config(self, cfg: dict | None) -> dict:
-        """``cfg`` merged with :data:`DEFAULTS` (:func:`zoo_config`) unless it already is."""
-        return cfg if cfg is not None and set(DEFAULTS) <= set(cfg) else zoo_config(self.name, cfg)
+        """``cfg`` merged with :data:`DEFAULTS` (:func:`pretrained_zoo_config`) unless it already is."""
+        return cfg if cfg is not None and set(DEFAULTS) <= set(cfg) else pretrained_zoo_config(self.name, cfg)
 
     @abc.abstractmethod
     def members(self, cfg: dict | None = None) -> pd.DataFrame:
@@ -528,34 +534,6 @@ def image_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean, std, r
     return wrong / max(len(x), 1)
 
 
-def load_augreg_npz(path, arch: str = "vit_base_patch16_224", num_classes: int = 1000, **kwargs) -> nn.Module:
-    """An AugReg JAX/Flax ``.npz`` fine-tuning checkpoint as a timm ViT (timm's npz loader,
-    ``VisionTransformer.load_pretrained`` -> ``_load_weights``), in eval mode."""
-    import timm
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"AugReg checkpoint {path} does not exist")
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
-    model.load_pretrained(str(path))
-    return model.eval()
-
-
-_AUG_ORDER = ("none", "light0", "light1", "medium0", "medium1", "medium2", "strong0", "strong1", "strong2")
-
-
-def read_augreg_index(path) -> pd.DataFrame:
-    """The AugReg ``index.csv`` (columns name, ds, lr, aug, wd, do, sd, …, adapt_ds, adapt_lr,
-    adapt_steps, adapt_resolution, adapt_final_val, adapt_final_test, filename, adapt_filename)."""
-    df = pd.read_csv(path)
-    need = {"name", "ds", "aug", "wd", "do", "sd", "adapt_ds", "adapt_lr", "adapt_resolution", "adapt_final_test",
-            "adapt_filename"}
-    miss = need - set(df.columns)
-    if miss:
-        raise ValueError(f"{path} is not the AugReg index.csv: missing column(s) {sorted(miss)}")
-    return df
-
-
 class AugRegZoo(ImageZoo):
     manifest = "augreg_vit_b16"
     arch = "vit_base_patch16_224"
@@ -580,7 +558,7 @@ class AugRegZoo(ImageZoo):
         if len(sel) != self.expected:
             log.warning("%s: %d models in the index after the filter (%d before), the paper has %d",
                         self.name, len(sel), n_all, self.expected)
-        order = {a: i for i, a in enumerate(_AUG_ORDER)}
+        order = {a: i for i, a in enumerate(AUGREG_AUG_ORDER)}
         sel = sel.assign(_a=sel.aug.map(lambda a: order.get(str(a), 99)))
         sel = sel.sort_values(["_a", "aug", "wd", "do", "sd", "adapt_lr"], ascending=[True, True, False, True, True, True],
                               kind="stable")
@@ -620,53 +598,6 @@ def augreg_urls(zoo_name: str = "augreg_in1k", cfg: dict | None = None) -> list[
     if not isinstance(zoo, AugRegZoo):
         raise ValueError(f"{zoo_name!r} is not an AugReg zoo")
     return [f"https://storage.googleapis.com/vit_models/augreg/{f}" for f in zoo.members(cfg).file]
-
-
-class NormalizedFeatureClassifier(nn.Module):
-    """Image tower -> L2-normalized features -> linear head (model soups' ``ModelWrapper`` with
-    ``normalize=True``)."""
-
-    def __init__(self, visual: nn.Module, head: nn.Linear):
-        super().__init__()
-        self.visual = visual
-        self.head = head
-
-    def forward(self, x):
-        f = self.visual(x)
-        return self.head(f / f.norm(dim=-1, keepdim=True))
-
-
-def load_clip_soup(path, arch: str = "vit_base_patch32_clip_quickgelu_224", **kwargs) -> NormalizedFeatureClassifier:
-    """A model-soups checkpoint (state dict of ``ModelWrapper``: OpenAI-CLIP ``model.visual.*`` plus
-    ``classification_head.{weight,bias}``) as a timm CLIP ViT-B/32 image tower (OpenAI weights are
-    QuickGELU, hence the ``_quickgelu`` variant) + bias-free projection + normalized-feature head.
-    The text tower's leftovers are dropped; timm's ``checkpoint_filter_fn`` converts the names."""
-    import timm
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model-soups checkpoint {path} does not exist")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
-    anchor = [k for k in sd if k.endswith("visual.class_embedding")]
-    heads = [k for k in sd if k.endswith("classification_head.weight")]
-    if len(anchor) != 1 or len(heads) != 1:
-        raise ValueError(f"{path}: not a model-soups checkpoint (expected one '*visual.class_embedding' and one "
-                         f"'*classification_head.weight' key, found {len(anchor)} and {len(heads)})")
-    pfx = anchor[0][: -len("visual.class_embedding")]
-    vis = {k[len(pfx):]: v.float() for k, v in sd.items() if k.startswith(pfx + "visual.")}
-    hw = sd[heads[0]].float()
-    hb = sd[heads[0][: -len("weight")] + "bias"].float()
-    out_dim = vis["visual.proj"].shape[1]
-    visual = timm.create_model(arch, pretrained=False, num_classes=out_dim, **kwargs)
-    conv = checkpoint_filter_fn(vis, visual)
-    conv.pop("head.bias", None)                       # CLIP's projection has no bias
-    visual.head = nn.Linear(visual.embed_dim, out_dim, bias=False)
-    visual.load_state_dict(conv, strict=True)
-    head = nn.Linear(hw.shape[1], hw.shape[0])
-    head.load_state_dict({"weight": hw, "bias": hb})
-    return NormalizedFeatureClassifier(visual, head).eval()
 
 
 #: model-soups result keys -> paper evaluation-set names (accuracies; errors are 1 − accuracy)
@@ -715,161 +646,6 @@ class ClipSoups(ImageZoo):
 
 
 # ------------------------------------------------------------------------------------------ BERT / MNLI
-#: Label order of the Google-BERT ``MnliProcessor`` that McCoy et al. fine-tuned with (their README:
-#: outputs are "contradiction, entailment, neutral, in that order").
-BERT_MNLI_LABELS = ("contradiction", "entailment", "neutral")
-#: Integer labels of the HF datasets: nyu-mll/glue mnli and nyu-mll/multi_nli, jhu-cogsci/hans.
-HF_MNLI_LABELS = ("entailment", "neutral", "contradiction")
-HF_HANS_LABELS = ("entailment", "non-entailment")
-HANS_SUBSETS = {"HANS-L": "lexical_overlap", "HANS-S": "subsequence", "HANS-C": "constituent"}
-
-
-def bert_tokenizer(vocab_path):
-    """An uncased WordPiece tokenizer from a BERT ``vocab.txt`` (one token per line, id = line number).
-    The vocabulary is read here and passed as a mapping: transformers 5 ignores ``vocab_file=``."""
-    from transformers import BertTokenizerFast
-
-    vocab = {}
-    with open(vocab_path, encoding="utf-8") as f:
-        for i, line in enumerate(f):                 # as BERT's load_vocab: id = line number
-            vocab[line.rstrip("\n")] = i
-    try:
-        tok = BertTokenizerFast(vocab=vocab, do_lower_case=True)
-    except TypeError:
-        tok = None
-    if tok is None or len(tok.get_vocab()) != len(vocab):          # transformers 4: vocab_file=
-        tok = BertTokenizerFast(vocab_file=str(vocab_path), do_lower_case=True)
-    if len(tok.get_vocab()) != len(vocab):
-        raise RuntimeError(f"could not build a tokenizer with the {len(vocab)} tokens of {vocab_path}")
-    return tok
-
-
-class TextClassifierLogits(nn.Module):
-    """``forward(input_ids) -> logits`` for a HF sequence classifier, so that
-    :func:`repro.sharpness.measure_detailed` works unchanged on ``(input_ids, labels)`` batches:
-    ``attention_mask = input_ids != pad_token_id`` and, for sentence pairs, ``token_type_ids`` = 1
-    after the first ``[SEP]`` up to the second (what the tokenizer produces; padding gets 0)."""
-
-    def __init__(self, model: nn.Module, pad_token_id: int, sep_token_id: int | None):
-        super().__init__()
-        self.model = model
-        self.pad_token_id = int(pad_token_id)
-        self.sep_token_id = None if sep_token_id is None else int(sep_token_id)
-
-    def forward(self, input_ids):
-        mask = input_ids != self.pad_token_id
-        kw = {}
-        if self.sep_token_id is not None:
-            sep = (input_ids == self.sep_token_id).long()
-            kw["token_type_ids"] = (((sep.cumsum(1) - sep) >= 1) & mask).long()
-        return self.model(input_ids=input_ids, attention_mask=mask.long(), **kw).logits
-
-
-_TF_SKIP = ("adam_m", "adam_v", "global_step", "beta1_power", "beta2_power")
-
-
-def bert_tf_to_hf(variables: dict) -> dict[str, torch.Tensor]:
-    """Google-BERT TensorFlow variable names/arrays (``run_classifier.py`` checkpoints) -> the
-    ``state_dict`` of a HF ``BertForSequenceClassification`` (dense kernels transposed; the
-    classifier's ``output_weights`` are already [labels, hidden])."""
-    out = {}
-    for name, arr in variables.items():
-        if any(s in name for s in _TF_SKIP) or name.startswith("cls/"):
-            continue
-        a = torch.as_tensor(np.asarray(arr))
-        if name == "output_weights":
-            out["classifier.weight"] = a
-            continue
-        if name == "output_bias":
-            out["classifier.bias"] = a
-            continue
-        if not name.startswith("bert/"):
-            raise ValueError(f"unexpected TF variable {name!r} in a BERT classifier checkpoint")
-        parts = name.split("/")
-        leaf = parts[-1]
-        mod = []
-        for p in parts[:-1]:
-            mod.append(p.replace("layer_", "layer.") if p.startswith("layer_") else p)
-        key = ".".join(mod)
-        if leaf == "kernel":
-            out[key + ".weight"] = a.t().contiguous()
-        elif leaf in ("gamma", "beta"):
-            out[key + (".weight" if leaf == "gamma" else ".bias")] = a
-        elif leaf == "bias":
-            out[key + ".bias"] = a
-        elif key.startswith("bert.embeddings") and leaf.endswith("_embeddings"):
-            out[f"{key}.{leaf}.weight"] = a
-        else:
-            raise ValueError(f"cannot map TF variable {name!r}")
-    return out
-
-
-def _read_tf_checkpoint(path) -> dict:
-    try:
-        import tensorflow as tf  # noqa: F401  (optional, only for the one-off conversion)
-    except ImportError as e:
-        raise ImportError(
-            f"{path} is a TensorFlow checkpoint (BERTs of a feather, Zenodo 4110593). Converting it once to a "
-            "HF folder needs TensorFlow: `pip install tensorflow-cpu`, then rerun (the HF copy is written next to "
-            "it under hf/), or convert on another machine with repro.studies.ch5_sharpness.pretrained.convert_bert_tf_checkpoint "
-            "and copy $REPRO_DATA/berts_of_a_feather/hf/ here.") from e
-    reader = tf.train.load_checkpoint(str(path))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
-
-
-def convert_bert_tf_checkpoint(ckpt, out_dir, bert_config, read_fn: Callable | None = None,
-                               labels=BERT_MNLI_LABELS) -> Path:
-    """Write a HF ``BertForSequenceClassification`` folder (config.json + weights) from a Google-BERT
-    TF checkpoint ``ckpt`` (folder or prefix) and its ``bert_config.json``; ``read_fn(ckpt) -> {name:
-    array}`` defaults to TensorFlow's checkpoint reader."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    gcfg = json.loads(Path(bert_config).read_text())
-    conf = BertConfig(**gcfg, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                      label2id={n: i for i, n in enumerate(labels)})
-    model = BertForSequenceClassification(conf)
-    sd = bert_tf_to_hf((read_fn or _read_tf_checkpoint)(ckpt))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
-    if missing or unexpected:
-        raise ValueError(f"{ckpt}: TF->HF conversion left missing {missing[:5]} / unexpected {unexpected[:5]} keys")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    return out_dir
-
-
-def read_nli(path, int_labels=HF_MNLI_LABELS) -> pd.DataFrame:
-    """An NLI file as a frame (premise, hypothesis, label name, heuristic): HF exports (``.jsonl``/``.json``
-    with premise, hypothesis, integer label) or the original tab-separated files (GLUE ``train.tsv`` /
-    ``dev_matched.tsv``: sentence1, sentence2, gold_label; HANS ``heuristics_evaluation_set.txt``:
-    gold_label, sentence1, sentence2, heuristic)."""
-    import csv
-
-    path = Path(path)
-    if path.suffix in (".jsonl", ".json"):
-        df = pd.read_json(path, lines=path.suffix == ".jsonl")
-    else:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-        df = pd.DataFrame(rows[1:], columns=rows[0])
-        df = df.rename(columns={"sentence1": "premise", "sentence2": "hypothesis", "gold_label": "label"})
-    if not {"premise", "hypothesis", "label"} <= set(df.columns):
-        raise ValueError(f"{path}: need premise/hypothesis/label (or sentence1/sentence2/gold_label) columns")
-
-    def name(v):
-        if isinstance(v, (int, np.integer)) or (isinstance(v, str) and v.lstrip("-").isdigit()):
-            v = int(v)
-            return int_labels[v] if 0 <= v < len(int_labels) else None
-        return str(v)
-
-    out = pd.DataFrame({"premise": df.premise.astype(str), "hypothesis": df.hypothesis.astype(str),
-                        "label": df.label.map(name)})
-    if "heuristic" in df.columns:
-        out["heuristic"] = df.heuristic.astype(str)
-    return out[out.label.notna()].reset_index(drop=True)
-
-
 def _first_existing(root: Path, names) -> Path | None:
     for n in names:
         p = find_file(root, n) if root.is_dir() else None
@@ -968,9 +744,7 @@ class BertMnli(PretrainedZoo):
         tok = self._tokenizer()
         enc = tok(list(df.premise), list(df.hypothesis), padding="max_length", truncation=True,
                   max_length=int(cfg.get("max_length", 128)), return_tensors="pt")
-        pos = {n: i for i, n in enumerate(labels)}
-        y = torch.tensor([pos.get(lbl, -1) for lbl in df.label], dtype=torch.long)
-        return enc["input_ids"], y
+        return enc["input_ids"], encode_labels(df.label, labels)
 
     def _train_source(self, cfg):
         p = (cfg.get("points") or {}).get("root")
@@ -1066,7 +840,7 @@ def pretrained_zoo_frame(zoo_name: str, cfg: dict | None, device=None, progress:
     from repro.sharpness.definitions import get as get_definition
 
     zoo = get_zoo(zoo_name)
-    c = zoo_config(zoo_name, cfg)
+    c = pretrained_zoo_config(zoo_name, cfg)
     dev = _device(device) if (device is None or isinstance(device, str)) else torch.device(device)
     members = _select_members(zoo.members(c), c["members"])
     paths = {int(r.member): zoo.member_path(r) for _, r in members.iterrows()}   # MissingAsset up front
@@ -1139,7 +913,7 @@ def pretrained_zoo_frame(zoo_name: str, cfg: dict | None, device=None, progress:
                 params = dict(model=mkey, data=how.key, arch=c.get("arch"))
                 out[f"err_{name}"] = float(cache.get_or_compute(
                     "ch5_pretrained_error", params,
-                    lambda how=how: zoo.error(model(), how, eval_tensors(how), c, dev), version=ERROR_VERSION))
+                    lambda how=how: zoo.error(model(), how, eval_tensors(how), c, dev), version=PRETRAINED_ERROR_VERSION))
                 src.append(f"{name}=computed")
         out["errors_from"] = ",".join(src)
         for d, rho in grid:
@@ -1154,7 +928,7 @@ def pretrained_zoo_frame(zoo_name: str, cfg: dict | None, device=None, progress:
                 "ch5_pretrained_sharpness", params,
                 lambda d=d, rho=rho: _measure_entry(model(), (points()[0], zoo.model_targets(model(), points()[1])),
                                                     d, rho, s, int(p["m"]), dev),
-                version=SHARPNESS_VERSION)
+                version=PRETRAINED_SHARPNESS_VERSION)
             out[f"{d}@{rho:g}"] = float(res["value"])
         rows.append(out)
         holder.clear()
@@ -1170,15 +944,13 @@ def tau_vs_paper(frame: pd.DataFrame, zoo_name: str, min_models: int = 3) -> pd.
     """Our Kendall τ (Eq. 4, τ-a) between ``err_<set>`` and each sharpness column beside the paper's
     Table 1/2 value for the same definition, ρ and evaluation set; ``sign_agrees`` is None where
     either τ is missing (column absent, fewer than ``min_models`` models with both numbers)."""
-    from repro.reference import load_paper_table
     from repro.sharpness.kendall import kendall_tau
 
     get_zoo(zoo_name)
-    paper = load_paper_table("ch5_kendall_tau_tables_1to4")
-    paper = paper[paper.table == PAPER_TABLES[zoo_name]]
+    paper = _ref.paper_taus(zoo_name)
     rows = []
     for r in paper.itertuples():
-        d = _PAPER_DEFINITIONS[(r.sharpness, r.logitnorm)]
+        d = r.definition
         rho = float(r.rho)
         col, tcol = f"{d}@{rho:g}", f"err_{r.eval_set}"
         tau, n = float("nan"), 0
@@ -1207,15 +979,21 @@ def run_zoos(cfg: dict, device=None, progress: bool = True) -> dict[str, tuple[p
 
 
 def tau_summary(tau: pd.DataFrame, zoo_name: str) -> dict:
-    """Scalars for the chapter's claim table from one :func:`tau_vs_paper` frame: share of τ signs
-    agreeing with the paper, and the main measure (adaptive worst-case ℓ∞ with LN at the middle radius,
-    ID set; Table 1's IN-1k headline τ ≈ 0.08 at ρ = 0.002) ours vs paper."""
-    sa = tau.sign_agrees.dropna().astype(bool) if len(tau) else pd.Series(dtype=bool)
+    """Scalars for the chapter's claim table from one :func:`tau_vs_paper` frame: how many of our τ
+    are outside the noise band (|τ| > 2σ for their number of models, σ from
+    :func:`repro.studies.ch5_sharpness.experiment.tau_noise_level`) and the share of those whose sign
+    agrees with the paper, and the main measure (adaptive worst-case ℓ∞ with LN at the middle radius of
+    Table 1/2, ID set) ours vs paper."""
+    from repro.studies.ch5_sharpness.experiment import decided_sign
+
+    ok = tau[np.isfinite(tau.tau_ours.astype(float)) & np.isfinite(tau.tau_paper.astype(float))] if len(tau) else tau
+    dec = [decided_sign(t, n) for t, n in zip(ok.tau_ours, ok.n_models)] if len(ok) else []
+    agree = [int(d == np.sign(p)) for d, p in zip(dec, ok.tau_paper if len(ok) else []) if d != 0]
     rho = PAPER_RHO[zoo_name]["adaptive_worst_linf_ln"][1]
     ident = get_zoo(zoo_name).eval_sets[0]
     main = tau[(tau.definition == "adaptive_worst_linf_ln") & np.isclose(tau.rho, rho) & (tau.eval_set == ident)]
-    return dict(zoo=zoo_name, title=get_zoo(zoo_name).title, n_signs=int(len(sa)),
-                sign_agree=float(sa.mean()) if len(sa) else float("nan"), main_rho=float(rho), main_set=ident,
+    return dict(zoo=zoo_name, title=get_zoo(zoo_name).title, n_signs=int(len(ok)), n_decided=len(agree),
+                sign_agree=float(np.mean(agree)) if agree else float("nan"), main_rho=float(rho), main_set=ident,
                 main_tau=float(main.tau_ours.iloc[0]) if len(main) else float("nan"),
                 main_tau_paper=float(main.tau_paper.iloc[0]) if len(main) else float("nan"),
                 n_models=int(tau.n_models.max()) if len(tau) else 0)

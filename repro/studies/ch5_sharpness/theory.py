@@ -1,12 +1,12 @@
 """Theory helpers: exact Hessian of a tiny model, BN↔conv rescaling, the Fig. 1 linear model.
 
 - :func:`flat_hessian`: exact Hessian of the batch loss w.r.t. all parameters (for Props. 1-2,
-  Eqs. 2-3, S:3419-3425, 3846-3890);
+  Eqs. 2-3, Sec. 3.1 and App. A.1 of the paper in Sec. 8.3);
 - :func:`asymptotic_avg`, :func:`asymptotic_worst_l2`: leading terms (ρ²/2) tr(H ⊙ |w||wᵀ|)
   (Gaussian; ρ²/6 for uniform) and (ρ²/2) λ_max(H ⊙ |w||w|ᵀ);
-- :func:`rescale_bn_next_conv`: the multiplicative symmetry of the invariance lemma (S:3446);
-- :func:`linear_model_sharpness`: Fig. 1 (S:3455) — closed-form worst-case ℓ2 sharpness (m = 1,
-  radius ρ‖w‖₂, as the authors' notebook, notes §4.7) of a logistic model scaled by α.
+- :func:`rescale_bn_next_conv`: the multiplicative symmetry of the invariance lemma (Sec. 3.2);
+- :func:`linear_model_sharpness`: Fig. 1 (Sec. 3.2) — closed-form worst-case ℓ2 sharpness (m = 1,
+  radius ρ‖w‖₂, as the authors' released notebook) of a logistic model scaled by α.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def first_order_worst(g: torch.Tensor, w: torch.Tensor, rho: float, norm: str) -
 @torch.no_grad()
 def rescale_bn_next_conv(bn: nn.Module, conv: nn.Module, alpha: float) -> None:
     """Multiply BN's γ, β by α and divide the next conv's weight by α (ReLU in between): the network
-    function is unchanged (S:3446, invariance (1)); adaptive sharpness is too (S:3409-3413)."""
+    function is unchanged (Sec. 3.2, invariance (1)); adaptive sharpness is too (Sec. 3.1)."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 (positive homogeneity of ReLU), got {alpha}")
     bn.weight.mul_(alpha)
@@ -58,7 +58,7 @@ def rescale_bn_next_conv(bn: nn.Module, conv: nn.Module, alpha: float) -> None:
 
 
 def linear_task(d: int = 100, n_train: int = 50, std: float = 0.025, seed: int = 0):
-    """Two Gaussian classes at ±v (‖v‖ = 1), labels ±1 (authors' notebook, notes §4.7)."""
+    """Two Gaussian classes at ±v (‖v‖ = 1), labels ±1 (the authors' released notebook)."""
     rng = np.random.default_rng(seed)
     v = rng.normal(size=d)
     v /= np.linalg.norm(v)
@@ -68,7 +68,7 @@ def linear_task(d: int = 100, n_train: int = 50, std: float = 0.025, seed: int =
 
 
 def train_logistic(X, y, lr: float = 5.0, iters: int = 100, seed: int = 0):
-    """GD on the logistic loss from w ~ N(0, I)/500 (notes §4.7)."""
+    """GD on the logistic loss from w ~ N(0, I)/500 (the authors' released notebook)."""
     rng = np.random.default_rng(seed)
     w = rng.normal(size=X.shape[1]) / 500
     for _ in range(iters):
@@ -100,7 +100,7 @@ def invariance_table(model: nn.Module, bn: nn.Module, conv: nn.Module, points, a
                                   ("adaptive_avg_l2", 0.1), ("standard_worst_linf", 0.0005),
                                   ("standard_worst_l2", 0.25), ("standard_avg_l2", 0.05)),
                      steps: int = 20, n_samples: int = 20, seed: int = 0):
-    """Sharpness of the original and of BN↔conv rescaled copies (invariance lemma, S:3409-3413).
+    """Sharpness of the original and of BN↔conv rescaled copies (invariance lemma, Sec. 3.1).
     Works on a deep copy of ``model`` per α (outside any APGD loop).  Returns a DataFrame with the
     value per (definition, α), the function change max|Δf|, and the relative deviation from α = 1.
     ``bn``/``conv`` = None rescales every pair of :func:`find_bn_conv_pairs` (one pair changes only a
@@ -173,7 +173,7 @@ def fit_tiny_mlp(n: int = 60, d_in: int = 3, hidden: int = 4, k: int = 3, seed: 
 
 def asymptotics_table(rhos=(0.2, 0.1, 0.05, 0.02), n_samples: int = 5000, steps: int = 100, seed: int = 0):
     """Measured adaptive sharpness of a tiny MLP vs the leading terms of Props. 1-2 (Eqs. 2-3,
-    S:3419-3425, 3846-3890), for a sweep of radii ρ → 0.
+    Sec. 3.1, App. A.1), for a sweep of radii ρ → 0.
 
     - at the critical point of :func:`fit_tiny_mlp`: average-case Gaussian vs (ρ²/2) tr(H ⊙ |w||w|ᵀ)
       (``avg_ratio``), worst-case ℓ2 (APGD, ``steps`` iterations) vs (ρ²/2) λ_max(H ⊙ |w||w|ᵀ)
@@ -216,7 +216,7 @@ def asymptotics_table(rhos=(0.2, 0.1, 0.05, 0.02), n_samples: int = 5000, steps:
 
 
 def fig1_experiment(rhos=(0.5, 0.25, 0.1), alphas=None, ln_rho: float = 0.5, seed: int = 0):
-    """Fig. 1 (S:3450-3461): the curves of :func:`linear_model_sharpness` for several ρ plus the
+    """Fig. 1 (Sec. 3.2): the curves of :func:`linear_model_sharpness` for several ρ plus the
     logit-normalized one, and a summary (peak, α at the peak, value at the largest α, range of the
     normalized curve).  Returns (alphas, {label: curve}, summary dict)."""
     alphas = np.logspace(-3, 3, 30) if alphas is None else np.asarray(alphas, float)
@@ -277,3 +277,18 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(0.2 * torch.randn(n, generator=g))
                 m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=g))
     return model
+
+
+def run_invariance(cfg: dict, data: dict, seed: int = 0, alphas=(0.1, 1.0, 10.0)):
+    """Sec. 2.1 of the chapter notebook: a ``cfg["zoo"]["arch"]`` network with generic BN parameters
+    (:func:`randomize_bn`), every block's BN → ReLU → conv pair rescaled by each α, sharpness on the
+    zoo's sharpness points (:func:`invariance_table`).  Returns ``(table, summary)``."""
+    from repro.models import create_model, preprocess
+    from repro.studies.ch5_sharpness.experiment import sharpness_points
+
+    x, y = sharpness_points(data["x_train"], data["y_train"], cfg["sharpness"]["n_points"])
+    torch.manual_seed(seed)
+    net = randomize_bn(create_model(cfg["zoo"]["arch"], data["num_classes"]), seed=seed).eval()
+    inv = invariance_table(net, None, None, (preprocess(x), y), alphas=alphas, steps=cfg["invariance"]["steps"],
+                           n_samples=cfg["invariance"]["n_samples"], seed=seed)
+    return inv, invariance_summary(inv)

@@ -1,6 +1,6 @@
 """Chapter-7 unlearning of an LLM on several GPUs, launched by torchrun: FSDP (default) or DDP.
 
-    # Llama-3.2-3B-Instruct, JensUn, 2 x A100 40G as in the paper (L5385: LKF runs on 2 GPUs)
+    # Llama-3.2-3B-Instruct, JensUn, 2 x A100 40G as in the paper (App. B.2, Table 4: LKF runs on 2 GPUs)
     torchrun --nproc_per_node=2 -m repro.unlearn_dist --profile full --method jensun \\
         --strategy fsdp --grad-checkpointing --out results/full/ch7/jensun_fsdp
     # CPU check of the same code path (gloo, the smoke world's tiny Llama)

@@ -4,13 +4,23 @@
 loads a saved/HF model in ``full``) and evaluates the base model. ``run_unlearning`` unlearns a
 fresh copy of the base model with one registered loss and evaluates it (Table 1 row);
 ``run_relearning`` unlearns for 1x..10x the base length and then relearns on disjoint facts
-(Table 3). Every run goes through :mod:`repro.core.cache` keyed on all arguments and on the base
-model's fingerprint, and returns a plain dict with all arguments and results.
+(Table 3). Every run goes through :mod:`repro.core.cache` keyed on all arguments, the base
+model's fingerprint, the profile sections the result depends on, the judge (its identity and
+settings, never its API key), the device type and the model's dtype (:func:`eval_params`,
+:func:`unlearn_params`), and returns a plain dict with all arguments and results.
+
+:func:`run_plan` lists every unlearning/relearning run of the chapter; the notebook's steps
+(:func:`table1`, :func:`worst_case_table`, ...) and the sweep (:mod:`repro.studies.ch7_jensun.jobs`)
+both take their runs from it.
+
+References without a prefix (Table 1, Figure 12, App. B.5, Eq. 7) are those of the paper
+*Unlearning That Lasts* as reprinted in Sec. 8.5 of the dissertation; Chapter 7 condenses it.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import random
 import time
 from dataclasses import dataclass, field
@@ -29,7 +39,7 @@ from repro.unlearning import losses as L
 from repro.unlearning.data import make_unlearn_sets
 from repro.unlearning.trainer import frozen_copy, relearn, unlearn
 
-VERSION = "2"
+VERSION = "3"   # 3: keys hold judge/device/dtype; answer_tokens in the dynamics evaluations
 
 
 @dataclass
@@ -44,6 +54,107 @@ class World:
     base_metrics: dict = field(default_factory=dict)
     pretrain_loss: list[float] = field(default_factory=list)
     judge: Any = None
+    judge_id: dict = field(default_factory=dict)
+
+
+
+# --------------------------------------------------------------------------- profile schema
+def _params_of(fn, drop=("seed", "root")) -> set[str]:
+    return {n for n in inspect.signature(fn).parameters if n not in drop}
+
+
+SECTION_KEYS: dict[str, set[str] | None] = {
+    "torch_threads": None, "dynamics_every": None, "model_alternatives": None,
+    "corpus": _params_of(make_facts_corpus) | _params_of(load_lkf),
+    "model": {"d_model", "n_layers", "n_heads", "d_ff", "max_len", "hf_id", "revision", "dtype",
+              "gradient_checkpointing"},
+    "pretrain": {"steps", "batch_size", "lr", "warmup", "templates_per_fact", "n_multi"},
+    "unlearn": {"steps", "batch_size", "warmup", "master_weights"},
+    "relearn": {"steps", "batch_size", "lr", "separate_runs", "curve_steps", "master_weights"},
+    "eval": {"n_icr", "n_describe", "describe_tokens", "answer_tokens"},
+    "sweeps": {"lambda_r", "lr", "targets", "relearn_methods", "relearn_multiples"},
+    "methods": None, "data": {"source", "manifest", "subdir", "n_mmlu"}, "judge": None,
+}
+REQUIRED = {"": ("corpus", "model", "unlearn", "relearn", "eval", "sweeps", "methods", "dynamics_every"),
+            "eval": ("n_icr", "n_describe", "describe_tokens", "answer_tokens"),
+            "unlearn": ("steps", "batch_size")}
+METHOD_KEYS = {"lr", "loss", "kwargs"}
+
+
+def validate_config(cfg: dict) -> dict:
+    """Check a ch7 profile section against its allowed keys (a typo would otherwise fall back to a
+    default silently, e.g. ``answer_tokens`` to 5 instead of the paper's 50, App. B.2); returns ``cfg``.
+    Raises ``ValueError`` naming the section, the bad key(s) and the allowed ones."""
+    where = "repro/profiles/ch7.yaml"
+    bad = sorted(set(cfg) - set(SECTION_KEYS))
+    if bad:
+        raise ValueError(f"unknown key(s) {bad} in the ch7 profile ({where}); allowed: {sorted(SECTION_KEYS)}")
+    for sec, need in REQUIRED.items():
+        d = cfg if not sec else (cfg.get(sec) or {})
+        miss = [k for k in need if k not in d]
+        if miss:
+            raise ValueError(f"the ch7 profile lacks {miss} in section {sec or 'top level'!r} ({where}); "
+                             "state them explicitly (no silent defaults)")
+    for sec, allowed in SECTION_KEYS.items():
+        if allowed is None or not isinstance(cfg.get(sec), dict):
+            continue
+        bad = sorted(set(cfg[sec]) - allowed)
+        if bad:
+            raise ValueError(f"unknown key(s) {bad} in the ch7 {sec!r} section ({where}); allowed: {sorted(allowed)}")
+    for m, hp in (cfg.get("methods") or {}).items():
+        bad = sorted(set(hp or {}) - METHOD_KEYS)
+        if bad:
+            raise ValueError(f"unknown key(s) {bad} in ch7 methods.{m} ({where}); allowed: {sorted(METHOD_KEYS)}")
+    if cfg.get("judge") is not None and "name" not in cfg["judge"]:
+        raise ValueError(f"the ch7 'judge' section needs a 'name' (match, openai or hf) ({where})")
+    return cfg
+
+
+SECRET_KEYS = ("api_key", "token", "password", "secret")
+
+
+def judge_identity(judge, jcfg: dict | None = None) -> dict:
+    """Everything a judge's verdicts depend on: its class, its settings (profile section or public
+    attributes) and the source of its class; for a local LLM judge built from an object, its
+    weights' fingerprint. API keys and tokens are left out: they do not change a verdict and must
+    not end up in a cache key."""
+    ident: dict[str, Any] = {"class": f"{type(judge).__module__}.{type(judge).__qualname__}"}
+    if jcfg:
+        ident["settings"] = {k: v for k, v in jcfg.items() if not any(s in k.lower() for s in SECRET_KEYS)}
+    else:
+        ident["settings"] = {k: v for k, v in vars(judge).items()
+                             if not k.startswith("_") and not k.endswith("_")
+                             and not any(s in k.lower() for s in SECRET_KEYS)
+                             and isinstance(v, (str, int, float, bool, type(None)))}
+        if hasattr(judge, "model") and isinstance(judge.model, torch.nn.Module):
+            ident["weights"] = cache.fingerprint(judge.model)
+    try:
+        ident["code"] = cache.fingerprint(inspect.getsource(type(judge)))
+    except (OSError, TypeError):
+        ident["code"] = None
+    return ident
+
+
+KEY_SECTIONS = ("eval", "corpus", "data", "model")
+
+
+def _common_params(world: "World") -> dict:
+    dt = next(world.base.parameters()).dtype
+    return {"base": world.base_fp, "judge": world.judge_id, "device": torch.device(world.device).type,
+            "dtype": str(dt), "profile": {k: world.cfg.get(k) for k in KEY_SECTIONS}}
+
+
+def eval_params(world: "World", seed: int) -> dict:
+    """The ``ch7_eval`` cache key's params: base model, judge, device, dtype, the profile sections
+    that shape an evaluation and the seed (the evaluation code enters every key through the cache's
+    code fingerprint)."""
+    return {**_common_params(world), "seed": seed}
+
+
+def unlearn_params(world: "World", args: dict) -> dict:
+    """The ``ch7_unlearn`` cache key's params: :func:`eval_params`' inputs plus the run's arguments
+    (method, loss arguments, steps, LR, batch, target, schedule, relearning, master dtype)."""
+    return {**_common_params(world), "args": args}
 
 
 def _corpus_kwargs(cfg: dict) -> dict:
@@ -72,6 +183,11 @@ def load_corpus(cfg: dict, seed: int = 0) -> FactsCorpus:
     :class:`repro.data.manifests.MissingAsset` naming the manifest and `repro data fetch NAME`."""
     data = dict(cfg.get("data") or {"source": "generated"})
     src = data.get("source", "generated")
+    allowed = _params_of(make_facts_corpus) if src == "generated" else _params_of(load_lkf) - {"n_mmlu", "n_describe"}
+    bad = sorted(set(_corpus_kwargs(cfg)) - allowed)
+    if bad:
+        raise ValueError(f"unknown key(s) {bad} in the ch7 'corpus' section for data source {src!r} "
+                         f"(repro/profiles/ch7.yaml); allowed: {sorted(allowed)}")
     if src == "generated":
         return make_facts_corpus(seed=seed, **_corpus_kwargs(cfg))
     if src == "lkf":
@@ -112,14 +228,18 @@ def build_world(cfg: dict, seed: int = 0, device: torch.device | str = "cpu", ju
     ``full``: ``cfg['model']['hf_id']`` (a Hub id or a local ``save_pretrained`` directory) is
     loaded with ``from_pretrained`` and the LKF data come from the manifest (:func:`load_corpus`);
     ``cfg['judge']`` (e.g. ``{name: openai, base_url: ..., model: ...}``) replaces answer matching."""
+    validate_config(cfg)
     with torch_threads(cfg.get("torch_threads")):
         return _build_world(cfg, seed, device, judge)
 
 
 def _build_world(cfg: dict, seed: int, device, judge) -> World:
     mcfg, pcfg = dict(cfg["model"]), dict(cfg.get("pretrain") or {})
+    jcfg = None
     if judge is None and cfg.get("judge"):
-        judge = make_judge(cfg["judge"], device)
+        jcfg = cfg["judge"]
+        judge = make_judge(jcfg, device)
+    judge = judge or E.MatchJudge()
     if mcfg.get("hf_id"):   # full profile: a real instruct LLM by HF id (+ revision) on the LKF data
         corpus = load_corpus(cfg, seed)
         base, tok = lmmod.load_lm(mcfg["hf_id"], device=device, dtype=mcfg.get("dtype", "bf16"),
@@ -131,7 +251,9 @@ def _build_world(cfg: dict, seed: int, device, judge) -> World:
         base_fp = _model_fingerprint(mcfg, base)
     else:
         corpus = load_corpus(cfg, seed)
-        params = {"corpus": _corpus_kwargs(cfg), "seed": seed, "model": mcfg, "pretrain": pcfg}
+        # the device type shapes the pretrained weights (kernels differ), so it is part of the key
+        params = {"corpus": _corpus_kwargs(cfg), "seed": seed, "model": mcfg, "pretrain": pcfg,
+                  "device": torch.device(device).type}
 
         def train():
             torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -150,18 +272,11 @@ def _build_world(cfg: dict, seed: int, device, judge) -> World:
         losses = saved["losses"]
         base_fp = cache.fingerprint(base)
     w = World(cfg=cfg, corpus=corpus, tokenizer=tok, base=base, device=torch.device(device),
-              base_fp=base_fp, pretrain_loss=losses, judge=judge or E.MatchJudge())
+              base_fp=base_fp, pretrain_loss=losses, judge=judge, judge_id=judge_identity(judge, jcfg))
     w.base_gen = describe(w, base)
-    w.base_metrics = cache.get_or_compute("ch7_eval", {"model": w.base_fp, "eval": cfg["eval"], "seed": seed,
-                                                       **_data_key(cfg)},
+    w.base_metrics = cache.get_or_compute("ch7_eval", eval_params(w, seed),
                                           lambda: evaluate_model(w, base), version=VERSION)
     return w
-
-
-def _data_key(cfg: dict) -> dict:
-    # generated worlds are keyed by their corpus arguments already (they shape the model); LKF runs
-    # also depend on which data files were read
-    return {"data": cfg["data"], "corpus": _corpus_kwargs(cfg)} if cfg.get("data") else {}
 
 
 def describe(world: World, model) -> list[str]:
@@ -171,11 +286,13 @@ def describe(world: World, model) -> list[str]:
 
 
 def evaluate_model(world: World, model) -> dict:
-    """Forget (standard, J_P, J_ICR, J_W), retain J_Avg, MC utility, Rep, WR proxy (all in §4 units)."""
+    """Forget (standard, J_P, J_ICR, J_W), retain J_Avg, MC utility, Rep, WR proxy (in the units of
+    paper §4, in %)."""
     ec, c = world.cfg["eval"], world.corpus
     t0 = time.perf_counter()
-    # answers are a word or two; the paper caps generations at 50 tokens (L5375), set as answer_tokens in full
-    nt = ec.get("answer_tokens", 5)
+    # the paper generates up to 50 tokens (App. B.2; answer_tokens in full); the generated world's
+    # answers are a word or two, so its profiles use 5
+    nt = ec["answer_tokens"]
     fr = E.evaluate_forget(model, world.tokenizer, c, c.facts["forget"], world.judge, n_icr=ec.get("n_icr"), seed=0,
                            max_new_tokens=nt)
     ret = E.evaluate_retain(model, world.tokenizer, c, c.facts["retain"], world.judge, max_new_tokens=nt)
@@ -186,6 +303,7 @@ def evaluate_model(world: World, model) -> dict:
     return {"standard": float(fr["standard"]), "J_P": float(fr["J_P"]), "J_ICR": float(fr["J_ICR"]), "J_W": float(fr["J_W"]),
             "J_Avg": ret, "MC": mc, "Rep": E.rep_score(gen), "WR_proxy": wr,
             "worst_case_curve": E.worst_case_avg(fr["indicators"]).tolist(),
+            "n_paraphrase_queries": int(fr["n_paraphrase_queries"]),
             "forget_item_correct": fr["indicators"].max(1).tolist(),
             "forget_samples": fr["samples"], "describe_samples": gen[:3],
             "eval_seconds": time.perf_counter() - t0}
@@ -204,16 +322,11 @@ def default_hparams(world: World, method: str) -> dict:
     return m
 
 
-def run_unlearning(world: World, method: str, steps: int | None = None, lr: float | None = None,
-                   loss_kwargs: dict | None = None, target: str = REFUSAL, paraphrases: bool = True,
-                   seed: int = 0, dynamics_every: int = 0, schedule: str = "cosine",
-                   checkpoints: tuple[int, ...] = (), relearn_after: dict | None = None) -> dict:
-    """Unlearn a fresh copy of the base model with ``method`` (a key of ``cfg['methods']``) and
-    evaluate it. Cached; returns args, metrics, per-step history and (for ``checkpoints``) state dicts.
-
-    ``relearn_after`` (``{steps, lr, batch_size}``) then runs the benign relearning attack on the
-    unlearned model inside the same cache entry and adds ``relearned: {metrics, loss}``, so no
-    weights need to be cached (6 GB per run for a 3B model in ``full``)."""
+def unlearn_args(world: World, method: str, steps: int | None = None, lr: float | None = None,
+                 loss_kwargs: dict | None = None, target: str = REFUSAL, paraphrases: bool = True,
+                 seed: int = 0, dynamics_every: int = 0, schedule: str = "cosine",
+                 checkpoints: tuple[int, ...] = (), relearn_after: dict | None = None) -> dict:
+    """The full arguments of one unlearning run (profile defaults filled in): part of its cache key."""
     hp = default_hparams(world, method)
     ucfg = world.cfg["unlearn"]
     lk = dict(hp.get("kwargs", {}))
@@ -226,6 +339,37 @@ def run_unlearning(world: World, method: str, steps: int | None = None, lr: floa
             "dynamics_every": dynamics_every, "schedule": schedule, "checkpoints": list(checkpoints)}
     if relearn_after is not None:   # only then: keeps the keys of plain runs unchanged
         args["relearn_after"] = {k: relearn_after[k] for k in ("steps", "lr", "batch_size")}
+        if relearn_after.get("curve_steps"):
+            args["relearn_after"]["curve_steps"] = sorted(int(x) for x in relearn_after["curve_steps"])
+        args["relearn_after"].update(_trainer_precision_kwargs(world.cfg.get("relearn") or {}))
+    prec = _trainer_precision_kwargs(ucfg)
+    if prec:
+        args["precision"] = prec
+
+    return args
+
+
+def run_unlearning(world: World, method: str, steps: int | None = None, lr: float | None = None,
+                   loss_kwargs: dict | None = None, target: str = REFUSAL, paraphrases: bool = True,
+                   seed: int = 0, dynamics_every: int = 0, schedule: str = "cosine",
+                   checkpoints: tuple[int, ...] = (), relearn_after: dict | None = None) -> dict:
+    """Unlearn a fresh copy of the base model with ``method`` (a key of ``cfg['methods']``) and
+    evaluate it. Cached; returns args, metrics, per-step history and (for ``checkpoints``) state dicts.
+
+    ``relearn_after`` (``{steps, lr, batch_size}``) then runs the benign relearning attack on the
+    unlearned model inside the same cache entry and adds ``relearned: {metrics, loss}``, so no
+    weights need to be cached (6 GB per run for a 3B model in ``full``). With ``curve_steps`` in
+    ``relearn_after`` the forget accuracy is also measured after each of those relearning step
+    counts (Figure 11 analogue, ``relearned["curve"]``): relearning uses a constant LR after warmup
+    and draws batches from one seeded generator, so an s-step run is exactly the first s steps of
+    a longer one.
+
+    ``unlearn.master_weights`` / ``relearn.master_weights`` (``full``: true) choose fp32 master
+    weights and optimizer state for a bf16 model (:func:`_trainer_precision_kwargs`)."""
+    args = unlearn_args(world, method, steps=steps, lr=lr, loss_kwargs=loss_kwargs, target=target,
+                        paraphrases=paraphrases, seed=seed, dynamics_every=dynamics_every, schedule=schedule,
+                        checkpoints=checkpoints, relearn_after=relearn_after)
+    hp, lk, prec = default_hparams(world, method), args["loss_kwargs"], args.get("precision", {})
 
     def compute():
         model = copy.deepcopy(world.base).to(world.device)
@@ -236,28 +380,62 @@ def run_unlearning(world: World, method: str, steps: int | None = None, lr: floa
         if dynamics_every:
             c = world.corpus
 
+            nt = world.cfg["eval"]["answer_tokens"]     # the same generation length as every other evaluation
+
             def cb(step, m):
-                fr = E.evaluate_forget(m, world.tokenizer, c, c.facts["forget"], world.judge, n_icr=0)
+                fr = E.evaluate_forget(m, world.tokenizer, c, c.facts["forget"], world.judge, n_icr=0,
+                                       max_new_tokens=nt)
                 return {"forget_standard": fr["standard"], "forget_J_P": fr["J_P"],
-                        "retain": E.evaluate_retain(m, world.tokenizer, c, c.facts["retain"], world.judge)}
+                        "retain": E.evaluate_retain(m, world.tokenizer, c, c.facts["retain"], world.judge,
+                                                    max_new_tokens=nt)}
         out = unlearn(model, loss, sets, steps=args["steps"], lr=args["lr"], batch_size=args["batch_size"],
                       warmup=args["warmup"], schedule=schedule, seed=seed, device=world.device,
-                      callback=cb, callback_every=dynamics_every, checkpoints=checkpoints)
+                      callback=cb, callback_every=dynamics_every, checkpoints=checkpoints, **prec)
         metrics = evaluate_model(world, model)
         res = {"args": args, "metrics": metrics, "history": out["history"], "evals": out["evals"],
                "checkpoints": out["checkpoints"], "seconds": out["seconds"], "tokens": out["tokens"],
                "final_state": {k: v.cpu() for k, v in model.state_dict().items()} if checkpoints else None}
         if relearn_after is not None:
             ra = args["relearn_after"]
-            losses = relearn(model, world.tokenizer, forget_retain_pairs(world, "relearn", True), steps=ra["steps"],
-                             lr=ra["lr"], batch_size=ra["batch_size"], seed=seed, device=world.device)
-            res["relearned"] = {"metrics": evaluate_model(world, model), "loss": losses}
+            qa = forget_retain_pairs(world, "relearn", True)
+            curve = [{"relearn_step": 0, "J_W": metrics["J_W"], "standard": metrics["standard"]}]
+            for s in [x for x in ra.get("curve_steps", []) if 0 < x < ra["steps"]]:
+                m = copy.deepcopy(model)
+                relearn(m, world.tokenizer, qa, steps=s, lr=ra["lr"], batch_size=ra["batch_size"], seed=seed,
+                        device=world.device, **_trainer_precision_kwargs(ra))
+                fr = E.evaluate_forget(m, world.tokenizer, world.corpus, world.corpus.facts["forget"], world.judge,
+                                       n_icr=world.cfg["eval"].get("n_icr"), seed=0,
+                                       max_new_tokens=world.cfg["eval"]["answer_tokens"])
+                curve.append({"relearn_step": s, "J_W": float(fr["J_W"]), "standard": float(fr["standard"])})
+                del m
+            losses = relearn(model, world.tokenizer, qa, steps=ra["steps"], lr=ra["lr"], batch_size=ra["batch_size"],
+                             seed=seed, device=world.device, **_trainer_precision_kwargs(ra))
+            after = evaluate_model(world, model)
+            curve.append({"relearn_step": ra["steps"], "J_W": after["J_W"], "standard": after["standard"]})
+            res["relearned"] = {"metrics": after, "loss": losses, "curve": curve}
         return res
 
     with torch_threads(world.cfg.get("torch_threads")):
-        return cache.get_or_compute("ch7_unlearn", {"base": world.base_fp, "args": args, "eval": world.cfg["eval"],
-                                                    "corpus": _corpus_kwargs(world.cfg), **_data_key(world.cfg)},
-                                    compute, version=VERSION)
+        return cache.get_or_compute("ch7_unlearn", unlearn_params(world, args), compute, version=VERSION)
+
+
+def _trainer_precision_kwargs(section: dict) -> dict:
+    """The trainer's ``master_weights`` option from a profile section (``unlearn`` or ``relearn``):
+    ``auto`` (the trainer's default: fp32 master weights and optimizer state for a bf16/fp16 model),
+    ``true`` or ``false``. At lr ~1e-5 most AdamW updates of bf16 weights are below half a bf16 ulp
+    and vanish without fp32 masters (the authors' released code trains in mixed precision, which keeps them).
+    Unset: ``{}`` (the trainer's default)."""
+    if "master_weights" not in section:
+        return {}
+    v = section["master_weights"]
+    if v not in ("auto", True, False):
+        raise ValueError(f"master_weights must be auto, true or false in repro/profiles/ch7.yaml, got {v!r}")
+    return {"master_weights": v}
+
+
+def _relearn_args(ra: dict, rcfg: dict, multiple) -> dict:
+    # the relearning curve (Figure 11) is measured on the base-length run only
+    return {**ra, "curve_steps": list(rcfg["curve_steps"])} if rcfg.get("curve_steps") and multiple == 1 else ra
 
 
 def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2, 3, 5, 10),
@@ -275,7 +453,7 @@ def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2
         ra = {"steps": relearn_steps or rcfg["steps"], "lr": rcfg["lr"], "batch_size": rcfg["batch_size"]}
         rows = []
         for k, s in zip(multiples, steps_list):
-            r = run_unlearning(world, method, steps=s, seed=seed, relearn_after=ra)
+            r = run_unlearning(world, method, steps=s, seed=seed, relearn_after=_relearn_args(ra, rcfg, k))
             b, a = r["metrics"], r["relearned"]["metrics"]
             rows.append({"method": method, "multiple": k, "unlearn_steps": s, "J_W_unlearn": b["J_W"],
                          "J_W_relearn": a["J_W"], "WR_proxy": b["WR_proxy"], "Rep": b["Rep"], "J_Avg": b["J_Avg"]})
@@ -284,7 +462,7 @@ def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2
                             seed=seed)["checkpoints"]
     rows = []
     for k, s in zip(multiples, steps_list):
-        params = {"run": cache.fingerprint(states[s]), "relearn": rcfg, "eval": world.cfg["eval"],
+        params = {**_common_params(world), "run": cache.fingerprint(states[s]), "relearn": rcfg,
                   "seed": seed, "steps": s, "relearn_steps": relearn_steps}
 
         def compute(s=s):
@@ -294,7 +472,7 @@ def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2
             before = evaluate_model(world, model)
             losses = relearn(model, world.tokenizer, forget_retain_pairs(world, "relearn", True),
                              steps=relearn_steps or rcfg["steps"], lr=rcfg["lr"], batch_size=rcfg["batch_size"],
-                             seed=seed, device=world.device)
+                             seed=seed, device=world.device, **_trainer_precision_kwargs(rcfg))
             after = evaluate_model(world, model)
             return {"before": before, "after": after, "relearn_loss": losses}
 
@@ -306,26 +484,60 @@ def run_relearning(world: World, method: str, multiples: tuple[int, ...] = (1, 2
     return rows
 
 
-# --------------------------------------------------------------------------- the notebook's tables
+# --------------------------------------------------------------------------- the plan
 METHOD_NAMES = {"ga": "GradAscent", "graddiff": "GradDiff", "dpo": "DPO", "npo": "NPO", "rmu": "RMU",
-                "simnpo": "SimNPO", "jensun": "JensUn", "jensun_code_v2": "JensUn (code_v2, notes §1.9)",
+                "simnpo": "SimNPO", "jensun": "JensUn", "jensun_code_v2": "JensUn (code_v2, authors' released code)",
                 "jensun_kl": "JensUn-KL (E.2)", "npo_sam": "NPO+SAM"}
 METRICS = ["standard", "J_P", "J_ICR", "J_W", "J_Avg", "MC", "Rep", "WR_proxy"]
 WORST_CASE_METHODS = ["graddiff", "npo", "rmu", "simnpo", "jensun"]
 
 
-def run_plan(cfg: dict) -> list[tuple[str, dict]]:
-    """Every ``run_unlearning(world, method, **options)`` call of the chapter, in notebook order
-    (Table 1, Figure 12, Table 9, Table 10, Figure 16, Figure 14); relearning is
-    ``cfg['sweeps']['relearn_methods']``. One list, so a SLURM sweep and the notebook agree."""
-    sw = cfg["sweeps"]
-    runs: list[tuple[str, dict]] = [(m, {}) for m in cfg["methods"]]
-    runs += [(m, {"paraphrases": False}) for m in WORST_CASE_METHODS if m in cfg["methods"]]
-    runs += [(m, {"loss_kwargs": {"lambda_r": v}}) for m, vals in sw["lambda_r"].items() for v in vals]
-    runs += [(m, {"lr": v}) for m, vals in lr_sweep_grid(cfg).items() for v in vals]
-    runs += [("jensun", {"dynamics_every": cfg["dynamics_every"]})]
-    runs += [("jensun", {"target": t}) for t in sw["targets"]]
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the chapter: ``kind`` "unlearn" (:func:`run_unlearning` with ``options``) or
+    "relearn" (:func:`run_relearning` over ``options['multiples']``); ``step`` names the table or
+    figure it feeds."""
+    step: str
+    kind: str
+    method: str
+    options: dict
+
+    @property
+    def label(self) -> str:
+        return f"ch7 {self.kind} {self.method}" + "".join(f" {k}={v}" for k, v in self.options.items())
+
+
+STEPS = ("table1", "fig12", "table9", "table10", "fig16", "fig14", "table3")
+
+
+def run_plan(cfg: dict) -> list[PlannedRun]:
+    """Every run of the chapter, in notebook order (Table 1, Figure 12, Table 9, Table 10,
+    Figure 16, Figure 14, Table 3 with its Figure 11 relearning curve). The notebook's steps and the
+    sweep (:func:`repro.studies.ch7_jensun.jobs.build`) both take their runs from this list."""
+    sw, methods = cfg["sweeps"], cfg["methods"]
+    runs = [PlannedRun("table1", "unlearn", m, {}) for m in methods]
+    runs += [PlannedRun("fig12", "unlearn", m, {"paraphrases": False}) for m in WORST_CASE_METHODS if m in methods]
+    runs += [PlannedRun("table9", "unlearn", m, {"loss_kwargs": {"lambda_r": v}})
+             for m, vals in sw["lambda_r"].items() for v in vals]
+    runs += [PlannedRun("table10", "unlearn", m, {"lr": v}) for m, vals in lr_sweep_grid(cfg).items() for v in vals]
+    runs += [PlannedRun("fig16", "unlearn", "jensun", {"dynamics_every": cfg["dynamics_every"]})]
+    runs += [PlannedRun("fig14", "unlearn", "jensun", {"target": t}) for t in sw["targets"]]
+    runs += [PlannedRun("table3", "relearn", m, {"multiples": list(sw["relearn_multiples"])})
+             for m in sw["relearn_methods"]]
     return runs
+
+
+def planned(cfg: dict, step: str) -> list[PlannedRun]:
+    if step not in STEPS:
+        raise ValueError(f"unknown ch7 step {step!r}; steps: {', '.join(STEPS)}")
+    return [p for p in run_plan(cfg) if p.step == step]
+
+
+def execute(world: World, p: PlannedRun, seed: int = 0):
+    """Run one planned run (a cache hit when the sweep already ran it)."""
+    if p.kind == "unlearn":
+        return run_unlearning(world, p.method, seed=seed, **p.options)
+    return run_relearning(world, p.method, multiples=tuple(p.options["multiples"]), seed=seed)
 
 
 def lr_sweep_grid(cfg: dict) -> dict[str, list[float]]:
@@ -336,6 +548,7 @@ def lr_sweep_grid(cfg: dict) -> dict[str, list[float]]:
     return g
 
 
+# --------------------------------------------------------------------------- the notebook's tables
 def world_summary(world: World) -> tuple[pd.DataFrame, str]:
     """Split sizes and a one-line description of the tokenizer, model and paraphrase sets."""
     c = world.corpus
@@ -357,14 +570,24 @@ def base_row(world: World) -> dict:
     return {k: world.base_metrics[k] for k in METRICS}
 
 
+def base_table(world: World) -> pd.DataFrame:
+    """The base model's metrics as a one-row table."""
+    return pd.DataFrame([{"model": "base", **base_row(world)}])
+
+
 def table1(world: World, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """Table 1 analogue: every configured method at its default setting. Returns the raw runs
     (by method key) and the table with the base model as the first row."""
-    runs = {m: run_unlearning(world, m, seed=seed) for m in world.cfg["methods"]}
+    runs = {p.method: execute(world, p, seed) for p in planned(world.cfg, "table1")}
     t1 = pd.DataFrame([{"method": "Original", **base_row(world)}]
                       + [{"method": METHOD_NAMES.get(m, m), **{k: r["metrics"][k] for k in METRICS}}
                          for m, r in runs.items()])
     return runs, t1
+
+
+def metrics_by_method(runs: dict) -> dict:
+    """``{method key: metrics}`` of the Table 1 runs (the claims' input)."""
+    return {m: r["metrics"] for m, r in runs.items()}
 
 
 def side_by_side(t1: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
@@ -381,7 +604,8 @@ def sample_outputs(runs: dict) -> pd.DataFrame:
 
 def saturation(world: World, run: dict, target: str = REFUSAL) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Base-model log p(target | canonical question) per forget item, whether the item is still
-    answered after ``run`` (worst case), and the two group means (notes §1.6 JSD saturation)."""
+    answered after ``run`` (worst case), and the two group means (JSD saturation: an inference from
+    the gradient analysis of App. E.4)."""
     c = world.corpus
     lp = E.target_logprob(world.base, world.tokenizer, [c.prompt(f) for f in c.facts["forget"]], target)
     still = np.array(run["metrics"]["forget_item_correct"], dtype=bool)
@@ -417,55 +641,64 @@ def ceiling_diagnostic(world: World) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def worst_case_runs(world: World, seed: int = 0) -> dict:
+    """Figure 12's runs (canonical questions only), by method key."""
+    return {p.method: execute(world, p, seed) for p in planned(world.cfg, "fig12")}
+
+
 def worst_case_table(world: World, seed: int = 0) -> pd.DataFrame:
     """Figure 12 analogue: unlearn on canonical questions only, evaluate single query vs J_P / J_ICR / J_W."""
     keys = ["standard", "J_P", "J_ICR", "J_W"]
     rows = [{"method": "base", **{k: world.base_metrics[k] for k in keys}}]
-    for m in WORST_CASE_METHODS:
-        if m in world.cfg["methods"]:
-            r = run_unlearning(world, m, paraphrases=False, seed=seed)["metrics"]
-            rows.append({"method": m, **{k: r[k] for k in keys}})
+    rows += [{"method": m, **{k: r["metrics"][k] for k in keys}} for m, r in worst_case_runs(world, seed).items()]
+    return pd.DataFrame(rows)
+
+
+def paraphrase_curves(world: World, seed: int = 0) -> pd.DataFrame:
+    """Figure 13 analogue: forget accuracy as the worst case over the first k query formats
+    (k = 1: the canonical question, then the held-out evaluation paraphrases), for the base model
+    and the Figure 12 runs; ``J_W`` (with the ICR prompts) in its own column."""
+    models = {"base": world.base_metrics} | {m: r["metrics"] for m, r in worst_case_runs(world, seed).items()}
+    rows = []
+    for name, met in models.items():
+        n_p = met.get("n_paraphrase_queries", len(world.corpus.eval_paraphrases) + 1)
+        for k, v in enumerate(met["worst_case_curve"][:n_p], start=1):
+            rows.append({"model": name, "query formats k": k, "accuracy": 100 * float(v), "J_W": met["J_W"]})
     return pd.DataFrame(rows)
 
 
 def lambda_sweep(world: World, seed: int = 0) -> pd.DataFrame:
     """Table 9 / Figure 3: the retain weight λ_R swept per method (λ_F fixed)."""
-    rows = []
-    for m, vals in world.cfg["sweeps"]["lambda_r"].items():
-        for v in vals:
-            r = run_unlearning(world, m, loss_kwargs={"lambda_r": v}, seed=seed)
-            rows.append({"method": m, "lambda_r": v, **{k: r["metrics"][k] for k in METRICS}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"method": p.method, "lambda_r": p.options["loss_kwargs"]["lambda_r"],
+                          **{k: execute(world, p, seed)["metrics"][k] for k in METRICS}}
+                         for p in planned(world.cfg, "table9")])
 
 
 def lr_sweep(world: World, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Table 10 / Table 16: the learning rate swept per method, with the mean forget and retain
     losses (the D_KL variant's 'forget loss magnitudes larger' claim). Also returns the runs."""
     rows, runs = [], {}
-    for m, vals in lr_sweep_grid(world.cfg).items():
-        for v in vals:
-            r = runs[(m, v)] = run_unlearning(world, m, lr=v, seed=seed)
-            h = pd.DataFrame(r["history"])
-            rows.append({"method": m, "lr": v, **{k: r["metrics"][k] for k in METRICS},
-                         "mean forget loss": h["forget_loss"].mean(), "mean retain loss": h["retain_loss"].mean()})
-    df = pd.DataFrame(rows)
-    # round the measurements, never the LR column (paper-scale LRs are 5e-06)
-    cols = [c for c in df.columns if c not in ("method", "lr")]
-    df[cols] = df[cols].round(3)
-    return df, runs
+    for p in planned(world.cfg, "table10"):
+        v = p.options["lr"]
+        r = runs[(p.method, v)] = execute(world, p, seed)
+        h = pd.DataFrame(r["history"])
+        rows.append({"method": p.method, "lr": v, **{k: r["metrics"][k] for k in METRICS},
+                     "mean forget loss": h["forget_loss"].mean(), "mean retain loss": h["retain_loss"].mean()})
+    return pd.DataFrame(rows), runs
 
 
 def dynamics(world: World, seed: int = 0) -> dict:
     """Figure 16: JensUn at its default setting, evaluated every ``cfg['dynamics_every']`` steps."""
-    return run_unlearning(world, "jensun", dynamics_every=world.cfg["dynamics_every"], seed=seed)
+    (p,) = planned(world.cfg, "fig16")
+    return execute(world, p, seed)
 
 
 def target_sweep(world: World, seed: int = 0) -> pd.DataFrame:
     """Figure 14: JensUn with each fixed target string of ``cfg['sweeps']['targets']``."""
     rows = []
-    for t in world.cfg["sweeps"]["targets"]:
-        r = run_unlearning(world, "jensun", target=t, seed=seed)
-        rows.append({"target": t, **{k: r["metrics"][k] for k in METRICS},
+    for p in planned(world.cfg, "fig14"):
+        r = execute(world, p, seed)
+        rows.append({"target": p.options["target"], **{k: r["metrics"][k] for k in METRICS},
                      "sample output": r["metrics"]["forget_samples"][0][1]})
     return pd.DataFrame(rows)
 
@@ -478,8 +711,22 @@ def baseline_table(runs: dict) -> pd.DataFrame:
 
 def relearning_table(world: World, seed: int = 0) -> pd.DataFrame:
     """Table 3: every ``relearn_methods`` entry unlearned for each multiple, then relearned."""
-    sw = world.cfg["sweeps"]
     rows = []
-    for m in sw["relearn_methods"]:
-        rows += run_relearning(world, m, multiples=tuple(sw["relearn_multiples"]), seed=seed)
+    for p in planned(world.cfg, "table3"):
+        rows += execute(world, p, seed)
+    return pd.DataFrame(rows)
+
+
+def relearning_curves(world: World, seed: int = 0) -> pd.DataFrame:
+    """Figure 11 analogue: forget J_W over relearning steps for each relearning method, after
+    unlearning for the base length (``relearn.curve_steps``; the same cached run as Table 3's 1×
+    row). Empty when the profile sets no curve or uses the checkpoint shortcut."""
+    rcfg = world.cfg["relearn"]
+    if not rcfg.get("curve_steps") or not rcfg.get("separate_runs", True):
+        return pd.DataFrame(columns=["method", "relearn_step", "J_W", "standard"])
+    ra = _relearn_args({"steps": rcfg["steps"], "lr": rcfg["lr"], "batch_size": rcfg["batch_size"]}, rcfg, 1)
+    rows = []
+    for p in planned(world.cfg, "table3"):
+        r = run_unlearning(world, p.method, steps=world.cfg["unlearn"]["steps"], seed=seed, relearn_after=ra)
+        rows += [{"method": p.method, **pt} for pt in r["relearned"]["curve"]]
     return pd.DataFrame(rows)

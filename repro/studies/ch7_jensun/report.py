@@ -1,21 +1,103 @@
-"""Verdicts for chapter 7's qualitative claims (notes §8.B), computed from measured results.
+"""Verdicts for chapter 7's qualitative claims (the testable claims of Sec. 8.5, the paper reprinted
+in the dissertation), computed from measured results.
 
 Each function takes the measured numbers and returns a claim row (``claim, paper, reproduced,
-verdict, section``) for :func:`repro.reference.claims_frame`; no verdict text is hard-coded in
-the notebook. Thresholds are stated in the ``claim`` text so a reader can check them.
+verdict, section, kind, why``) for :func:`repro.reference.claims_frame`; no verdict text is
+hard-coded in the notebook. Thresholds are stated in the ``claim`` text so a reader can check them.
+
+Rules every verdict obeys: NaN, empty or constant inputs never give "reproduced" (a missing number
+is "not testable", a flat sweep is no trend); a claim compared against the base model needs a base
+model with room to move (else "not testable"); a *trend* (a sweep of λ_R, the learning rate or the
+unlearning length) is judged by a one-sided Spearman rank test over at least
+:data:`MIN_TREND_POINTS` sweep points (exact permutation p-value), never by comparing two end points.
 """
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from repro.reference import verdict_from
 
+MIN_TREND_POINTS = 4     # with 4 distinct points the exact one-sided p can reach 1/24 ≈ 0.042 < TREND_ALPHA
+TREND_ALPHA = 0.05
 
-def _row(claim, paper, reproduced, ok, section, partly=False):
-    return {"claim": claim, "paper": paper, "reproduced": reproduced, "verdict": verdict_from(ok, partly),
-            "section": section}
+
+def _row(claim, paper, reproduced, ok, section, partly=False, why="", kind="claim"):
+    verdict = verdict_from(ok, bool(partly))
+    return {"claim": claim, "paper": paper, "reproduced": reproduced, "verdict": verdict,
+            "section": section, "kind": kind, "why": "" if verdict == "reproduced" else why}
+
+
+def _finite(*vals) -> bool:
+    try:
+        return all(math.isfinite(float(v)) for v in vals)
+    except (TypeError, ValueError):
+        return False
+
+
+def _metrics_finite(m: dict, keys) -> bool:
+    return all(k in m and _finite(m[k]) for k in keys)
+
+
+def _untestable(claim, paper, reproduced, section, why, kind="claim"):
+    return _row(claim, paper, reproduced, None, section, why=why, kind=kind)
+
+
+def _exact_spearman_p(x: np.ndarray, y: np.ndarray, sign: int) -> float:
+    """One-sided exact permutation p-value of Spearman's ρ in direction ``sign`` (n ≤ 8)."""
+    rx, ry = rankdata(x), rankdata(y)
+
+    def rho(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+    obs = sign * rho(rx, ry)
+    perms = np.array(list(itertools.permutations(ry)))
+    a = rx - rx.mean()
+    b = perms - perms.mean(1, keepdims=True)
+    r = sign * (b @ a) / np.sqrt((a * a).sum() * (b * b).sum(1))
+    return float(np.mean(r >= obs - 1e-12))
+
+
+def trend_test(x, y, sign: int, min_points: int = MIN_TREND_POINTS, alpha: float = TREND_ALPHA) -> dict:
+    """Does ``y`` move with ``x`` in direction ``sign`` (+1 increasing, −1 decreasing)?
+
+    One-sided Spearman rank test: ``ok`` is True iff ρ has the sign and the exact permutation
+    p-value (n ≤ 8; scipy's otherwise) is ≤ ``alpha``; ``partly`` when only the sign is right;
+    ``ok`` is None (not testable) with fewer than ``min_points`` distinct x values or a NaN;
+    a flat ``y`` is no trend (``ok`` False). ``why`` says which."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    out = {"n": int(len(x)), "rho": float("nan"), "p": float("nan"), "ok": None, "partly": False, "why": ""}
+    if len(x) != len(y):
+        raise ValueError(f"trend_test needs x and y of equal length, got {len(x)} and {len(y)}")
+    if len(np.unique(x[np.isfinite(x)])) < min_points:
+        out["why"] = f"{len(np.unique(x[np.isfinite(x)]))} sweep points; the trend test needs ≥ {min_points}"
+        return out
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        out["why"] = "a sweep point has no finite measurement"
+        return out
+    if np.ptp(y) == 0:
+        out.update(ok=False, rho=0.0, p=1.0, why=f"flat: every point is {y[0]:.3g}, no trend")
+        return out
+    rho = float(spearmanr(x, y).statistic)
+    if len(x) <= 8:
+        p = _exact_spearman_p(x, y, sign)
+    else:
+        p = float(spearmanr(x, y, alternative="greater" if sign > 0 else "less").pvalue)
+    right = sign * rho > 0
+    out.update(rho=rho, p=p, ok=bool(right and p <= alpha), partly=bool(right))
+    if not right:
+        out["why"] = f"Spearman ρ = {rho:.2f}: the opposite direction or none"
+    elif p > alpha:
+        out["why"] = f"Spearman ρ = {rho:.2f} has the paper's sign but p = {p:.2f} > {alpha:g} (n = {len(x)})"
+    return out
+
+
+def _trend_txt(t: dict) -> str:
+    return f"Spearman ρ {t['rho']:.2f}, one-sided p {t['p']:.2f}, n {t['n']}"
 
 
 def fmt(m: dict) -> str:
@@ -23,146 +105,243 @@ def fmt(m: dict) -> str:
             f"WR-proxy {m['WR_proxy']:.2f}")
 
 
+_ALL = ("standard", "J_W", "J_Avg", "MC", "Rep", "WR_proxy")
+
+
+def _base_room(base: dict, need: dict) -> str:
+    """Empty if the base model leaves room (``need`` maps metric -> minimum); else why not."""
+    bad = [f"{k} {base.get(k, float('nan')):.0f} (needs > {v:g})" for k, v in need.items()
+           if not (_finite(base.get(k, float("nan"))) and base[k] > v)]
+    return ("base model has no room: " + ", ".join(bad)) if bad else ""
+
+
 def claim_ga_collapse(base: dict, ga: dict) -> dict:
-    ok = ga["J_W"] <= 5 and ga["J_Avg"] <= 10 and ga["MC"] <= 40 and ga["Rep"] <= 0.5 * base["Rep"]
-    partly = ga["J_W"] <= 5 and (ga["J_Avg"] <= 10 or ga["Rep"] <= 0.5 * base["Rep"])
-    return _row("GA forgets but collapses (J_W ≤ 5, retain ≤ 10, MC ≤ 40, Rep ≤ ½ base)",
-                "J_W 0, J_Avg 0, MMLU 23.4, Rep 0, WR 0 (Table 1)", fmt(ga), ok, "Table 1", partly)
+    c = "GA forgets but collapses (J_W ≤ 5, retain ≤ 10, MC ≤ 40, Rep ≤ ½ base)"
+    p = "J_W 0, J_Avg 0, MMLU 23.4, Rep 0, WR 0 (Table 1)"
+    if not (_metrics_finite(base, _ALL) and _metrics_finite(ga, _ALL)):
+        return _untestable(c, p, "missing measurement", "Table 1", "a metric is NaN or missing")
+    room = _base_room(base, {"J_W": 5, "J_Avg": 10, "MC": 40, "Rep": 0})
+    if room:
+        return _untestable(c, p, fmt(ga), "Table 1", room)
+    forget, retain, mc, rep = ga["J_W"] <= 5, ga["J_Avg"] <= 10, ga["MC"] <= 40, ga["Rep"] <= 0.5 * base["Rep"]
+    failed = [n for n, v in [("J_W", forget), ("retain", retain), ("MC", mc), ("Rep", rep)] if not v]
+    return _row(c, p, fmt(ga), forget and retain and mc and rep, "Table 1", forget and (retain or rep),
+                why=f"threshold missed on {', '.join(failed)}")
 
 
 def claim_graddiff(base: dict, gd: dict) -> dict:
-    ok = gd["J_W"] <= 5 and (gd["WR_proxy"] < 0.4 or gd["Rep"] < 0.9 * base["Rep"])
-    return _row("GradDiff forgets (J_W ≤ 5) but generation quality drops (WR-proxy < 0.4 or Rep < 0.9 base)",
-                "J_W 2, Rep 637→442, WR 0.22 (Table 1)", fmt(gd), ok, "Table 1", gd["J_W"] <= 5)
+    c = "GradDiff forgets (J_W ≤ 5) but generation quality drops (WR-proxy < 0.4 or Rep < 0.9 base)"
+    p = "J_W 2, Rep 637→442, WR 0.22 (Table 1)"
+    if not (_metrics_finite(base, _ALL) and _metrics_finite(gd, _ALL)):
+        return _untestable(c, p, "missing measurement", "Table 1", "a metric is NaN or missing")
+    room = _base_room(base, {"J_W": 5, "Rep": 0, "WR_proxy": 0.4})
+    if room:
+        return _untestable(c, p, fmt(gd), "Table 1", room)
+    forget = gd["J_W"] <= 5
+    drop = gd["WR_proxy"] < 0.4 or gd["Rep"] < 0.9 * base["Rep"]
+    return _row(c, p, fmt(gd), forget and drop, "Table 1", forget,
+                why="GradDiff does not forget (J_W > 5)" if not forget else "generation quality does not drop")
 
 
 def claim_jensun(base: dict, j: dict) -> dict:
+    c = "JensUn forgets (J_W ≤ 5) while retain/MC stay within 5 points of base and WR-proxy ≥ 0.35, Rep ≥ 0.9 base"
+    p = "J_W 0, J_Avg 52.3 vs 52.6, MMLU 59.9 vs 59.6, WR 0.47 (Table 1)"
+    if not (_metrics_finite(base, _ALL) and _metrics_finite(j, _ALL)):
+        return _untestable(c, p, "missing measurement", "Table 1", "a metric is NaN or missing")
+    room = _base_room(base, {"J_W": 5, "Rep": 0})
+    if room:
+        return _untestable(c, p, fmt(j), "Table 1", room)
     forget = j["J_W"] <= 5
     keep = j["J_Avg"] >= base["J_Avg"] - 5 and j["MC"] >= base["MC"] - 5
     quality = j["WR_proxy"] >= 0.35 and j["Rep"] >= 0.9 * base["Rep"]
-    return _row("JensUn forgets (J_W ≤ 5) while retain/MC stay within 5 points of base and WR-proxy ≥ 0.35, Rep ≥ 0.9 base",
-                "J_W 0, J_Avg 52.3 vs 52.6, MMLU 59.9 vs 59.6, WR 0.47 (Table 1)", fmt(j),
-                forget and keep and quality, "Table 1", forget and keep or (keep and quality))
+    failed = [n for n, v in [("forgetting (J_W ≤ 5)", forget), ("retain/MC within 5 of base", keep),
+                             ("generation quality", quality)] if not v]
+    return _row(c, p, fmt(j), forget and keep and quality, "Table 1", forget and keep or (keep and quality),
+                why=f"not met: {', '.join(failed)}")
 
 
 def claim_nll_retain_above_base(base: dict, rows: dict) -> dict:
+    c = "NLL-retain methods rise above the base on retain; JSD-to-base stays at base"
+    p = "GradDiff 63.8, DPO 71.3, SimNPO 84.2 vs base 52.6; JensUn 52.3 (Table 1)"
     vals = {m: rows[m]["J_Avg"] for m in ("graddiff", "dpo", "simnpo") if m in rows}
-    rep = ", ".join(f"{m} {v:.0f}" for m, v in vals.items()) + f"; JensUn {rows['jensun']['J_Avg']:.0f}; base {base['J_Avg']:.0f}"
+    jv = rows.get("jensun", {}).get("J_Avg", float("nan"))
+    rep = ", ".join(f"{m} {v:.0f}" for m, v in vals.items()) + f"; JensUn {jv:.0f}; base {base.get('J_Avg', float('nan')):.0f}"
+    if not vals or not _finite(jv, base.get("J_Avg", float("nan")), *vals.values()):
+        return _untestable(c, p, rep, "Table 1", "a method's retain accuracy is missing or NaN")
     if base["J_Avg"] >= 97:
-        ok = None    # ceiling: the base model already answers every retain question
-    else:
-        ok = all(v > base["J_Avg"] for v in vals.values()) and abs(rows["jensun"]["J_Avg"] - base["J_Avg"]) <= 5
-    return _row("NLL-retain methods rise above the base on retain; JSD-to-base stays at base",
-                "GradDiff 63.8, DPO 71.3, SimNPO 84.2 vs base 52.6; JensUn 52.3 (Table 1)", rep, ok, "Table 1")
+        return _untestable(c, p, rep, "Table 1", f"base retain accuracy {base['J_Avg']:.0f} % is at its ceiling")
+    ok = all(v > base["J_Avg"] for v in vals.values()) and abs(jv - base["J_Avg"]) <= 5
+    return _row(c, p, rep, ok, "Table 1", why="not every NLL-retain method rises above the base, "
+                "or JensUn moves more than 5 points")
 
 
 def claim_npo_simnpo(rows: dict) -> dict:
+    c = "NPO hurts retain more than JensUn; SimNPO forgets worse than JensUn"
+    p = "NPO retain 16.0 vs JensUn 52.3; SimNPO J_W 32 vs 0 (Table 1)"
     npo, sim, j = rows["npo"], rows["simnpo"], rows["jensun"]
-    ok = npo["J_Avg"] < j["J_Avg"] and sim["J_W"] > j["J_W"]
-    return _row("NPO hurts retain more than JensUn; SimNPO forgets worse than JensUn",
-                "NPO retain 16.0 vs JensUn 52.3; SimNPO J_W 32 vs 0 (Table 1)",
-                f"NPO retain {npo['J_Avg']:.0f} vs JensUn {j['J_Avg']:.0f}; SimNPO J_W {sim['J_W']:.0f} vs JensUn {j['J_W']:.0f}",
-                ok, "Table 1", npo["J_Avg"] < j["J_Avg"] or sim["J_W"] > j["J_W"])
+    rep = (f"NPO retain {npo['J_Avg']:.0f} vs JensUn {j['J_Avg']:.0f}; SimNPO J_W {sim['J_W']:.0f} vs "
+           f"JensUn {j['J_W']:.0f}")
+    if not _finite(npo["J_Avg"], j["J_Avg"], sim["J_W"], j["J_W"]):
+        return _untestable(c, p, rep, "Table 1", "a metric is NaN")
+    a, b = npo["J_Avg"] < j["J_Avg"], sim["J_W"] > j["J_W"]
+    return _row(c, p, rep, a and b, "Table 1", a or b,
+                why="NPO keeps retain as well as JensUn" if not a else "SimNPO forgets as well as JensUn")
 
 
 def claim_worst_case(df: pd.DataFrame) -> dict:
-    gains = (df["J_W"] - df["standard"]).to_numpy()
+    c = "Worst case over paraphrases + ICR reveals residual knowledge (J_W − single query ≥ 5 for some method)"
+    p = "up to +29 (§4.2) / +43 (C.1) points; base +31 (Figure 12)"
+    gains = (df["J_W"] - df["standard"]).to_numpy(dtype=float) if len(df) else np.array([])
+    if not len(gains) or not np.isfinite(gains).all():
+        return _untestable(c, p, "no finite measurement", "Figure 12", "no unlearned model with finite J_W and single-query accuracy")
     best = df.iloc[int(np.argmax(gains))]
-    ok = gains.max() >= 5
-    return _row("Worst case over paraphrases + ICR reveals residual knowledge (J_W − single query ≥ 5 for some method)",
-                "up to +29 (§4.2) / +43 (C.1) points; base +31 (Figure 12)",
-                f"max gain +{gains.max():.0f} ({best['method']}); mean +{gains.mean():.1f}", ok, "Figure 12",
-                gains.max() > 0)
+    return _row(c, p, f"max gain +{gains.max():.0f} ({best['method']}); mean +{gains.mean():.1f}",
+                bool(gains.max() >= 5), "Figure 12", bool(gains.max() > 0),
+                why=f"largest gain +{gains.max():.0f} < 5 points")
 
 
 def claim_lambda_sweep(df: pd.DataFrame, base: dict) -> dict:
-    j = df[df["method"] == "jensun"].sort_values("lambda_r")
-    rho = spearmanr(j["lambda_r"], j["J_W"]).statistic if len(j) > 2 else np.nan
-    near = (j["MC"] >= base["MC"] - 10).all()
-    inc = bool(j["J_W"].iloc[-1] >= j["J_W"].iloc[0])
-    return _row("λ_R sweep: larger λ_R → higher forget accuracy; JensUn keeps near-base MC across the sweep",
-                "JensUn J_W 0→73 as λ_R 0.5→0.9, MMLU 59.4–60.2 (Table 9)",
-                f"JensUn J_W {', '.join(f'{v:.0f}' for v in j['J_W'])} for λ_R {', '.join(f'{v:g}' for v in j['lambda_r'])}"
-                f" (Spearman {rho:.2f}); MC {', '.join(f'{v:.0f}' for v in j['MC'])}",
-                inc and near and (np.isnan(rho) or rho > 0), "Figure 3", inc or near)
+    c = (f"λ_R sweep: larger λ_R → higher forget accuracy (one-sided Spearman, p ≤ {TREND_ALPHA:g}, "
+         f"≥ {MIN_TREND_POINTS} points); JensUn keeps MC within 10 points of base across the sweep")
+    p = "JensUn J_W 0→73 as λ_R 0.5→0.9, MMLU 59.4–60.2 (Table 9)"
+    j = df[df["method"] == "jensun"].sort_values("lambda_r") if len(df) else df
+    if not len(j):
+        return _untestable(c, p, "no JensUn sweep points", "Figure 3", "the λ_R sweep is empty")
+    t = trend_test(j["lambda_r"], j["J_W"], +1)
+    near = bool(_finite(base.get("MC", float("nan"))) and np.isfinite(j["MC"]).all()
+                and (j["MC"] >= base["MC"] - 10).all())
+    rep = (f"JensUn J_W {', '.join(f'{v:.0f}' for v in j['J_W'])} for λ_R {', '.join(f'{v:g}' for v in j['lambda_r'])}"
+           f" ({_trend_txt(t)}); MC {', '.join(f'{v:.0f}' for v in j['MC'])}")
+    if t["ok"] is None:
+        return _untestable(c, p, rep, "Figure 3", t["why"])
+    return _row(c, p, rep, t["ok"] and near, "Figure 3", t["partly"] or near,
+                why=t["why"] or "MC leaves the 10-point band around base")
 
 
 def claim_lr_sweep(df: pd.DataFrame, method: str = "jensun") -> dict:
-    j = df[df["method"] == method].sort_values("lr")
-    dec_forget = j["J_W"].iloc[-1] <= j["J_W"].iloc[0]
-    dec_util = j["MC"].iloc[-1] <= j["MC"].iloc[0] or j["Rep"].iloc[-1] <= j["Rep"].iloc[0]
-    return _row(f"LR sweep ({method}): higher LR → lower forget accuracy and lower utility",
-                "JensUn J_W 8→1→2, Rep 617→620→600; GradDiff J_W 42→0 (Table 10)",
-                f"J_W {', '.join(f'{v:.0f}' for v in j['J_W'])}; MC {', '.join(f'{v:.0f}' for v in j['MC'])}; "
-                f"Rep {', '.join(f'{v:.0f}' for v in j['Rep'])} for LR {', '.join(f'{v:g}' for v in j['lr'])}",
-                dec_forget and dec_util, "Table 10", dec_forget or dec_util)
+    c = (f"LR sweep ({method}): higher LR → lower forget accuracy and lower utility (MC or Rep; one-sided "
+         f"Spearman, p ≤ {TREND_ALPHA:g}, ≥ {MIN_TREND_POINTS} points)")
+    p = "JensUn J_W 8→1→2, Rep 617→620→600; GradDiff J_W 42→0 (Table 10)"
+    j = df[df["method"] == method].sort_values("lr") if len(df) else df
+    if not len(j):
+        return _untestable(c, p, "no sweep points", "Table 10", f"the LR sweep of {method} is empty")
+    tf = trend_test(j["lr"], j["J_W"], -1)
+    tm, tr = trend_test(j["lr"], j["MC"], -1), trend_test(j["lr"], j["Rep"], -1)
+    tu = tm if (tm["ok"] or not tr["ok"]) else tr
+    rep = (f"J_W {', '.join(f'{v:.0f}' for v in j['J_W'])} ({_trend_txt(tf)}); MC {', '.join(f'{v:.0f}' for v in j['MC'])}; "
+           f"Rep {', '.join(f'{v:.0f}' for v in j['Rep'])} for LR {', '.join(f'{v:g}' for v in j['lr'])}")
+    if tf["ok"] is None or tu["ok"] is None:
+        return _untestable(c, p, rep, "Table 10", tf["why"] or tu["why"])
+    return _row(c, p, rep, tf["ok"] and tu["ok"], "Table 10", tf["partly"] or tm["partly"] or tr["partly"],
+                why=("forget: " + tf["why"]) if not tf["ok"] else ("utility: " + tu["why"]))
 
 
 def claim_dynamics(history: list[dict], evals: list[dict]) -> dict:
-    h = pd.DataFrame(history)
-    e = pd.DataFrame(evals)
+    """Figure 16. "Forget accuracy ~0 by half the steps" looks only at evaluations after step 0
+    (the step-0 evaluation is the base model) and at or before half the run."""
+    c = ("JensUn dynamics: retain loss 0 at start, peaks, then decays; forget accuracy ≤ 5 at an evaluation "
+         "by half the steps; forget loss plateaus > 0")
+    p = "retain loss 0→0.6 (step 50)→decay; forget acc 0 by ~100/200 steps (Figure 16)"
+    h, e = pd.DataFrame(history), pd.DataFrame(evals)
+    if not len(h) or not len(e) or not {"retain_loss", "forget_loss", "step"} <= set(h) \
+            or not np.isfinite(h[["retain_loss", "forget_loss"]].to_numpy(dtype=float)).all():
+        return _untestable(c, p, "no finite training history", "Figure 16", "the run logged no finite losses")
     r = h["retain_loss"].rolling(5, min_periods=1).mean().to_numpy()
     peak = int(np.argmax(r))
-    rises_then_falls = h["retain_loss"].iloc[0] < 1e-6 and peak < len(r) - 1 and r[-1] < r[peak]
-    half = e[e["step"] <= h["step"].max() / 2]
+    rises_then_falls = bool(h["retain_loss"].iloc[0] < 1e-6 and 0 < peak < len(r) - 1 and r[-1] < r[peak])
+    half = e[(e["step"] > 0) & (e["step"] <= h["step"].max() / 2)]
+    if not len(half):
+        return _untestable(c, p, "no evaluation between step 1 and half the run", "Figure 16",
+                           "set dynamics_every to at most half the unlearning steps")
     early = bool((half["forget_standard"] <= 5).any())
-    plateau = h["forget_loss"].iloc[-10:].mean() > 0.01
+    final = float(h["forget_loss"].iloc[-10:].mean())
+    plateau = final > 0.01
     ok = rises_then_falls and early and plateau
-    return _row("JensUn dynamics: retain loss 0 at start, peaks, then decays; forget accuracy ~0 by half the steps; forget loss plateaus > 0",
-                "retain loss 0→0.6 (step 50)→decay; forget acc 0 by ~100/200 steps (Figure 16)",
-                f"retain loss start {h['retain_loss'].iloc[0]:.3f}, peak {r[peak]:.3f} at step {peak + 1}, end {r[-1]:.3f}; "
-                f"forget acc ≤5 by half: {early}; final forget loss {h['forget_loss'].iloc[-10:].mean():.3f}",
-                ok, "Figure 16", sum([rises_then_falls, early, plateau]) >= 2)
+    failed = [n for n, v in [("retain loss rise-and-decay", rises_then_falls), ("early forgetting", early),
+                             ("forget-loss plateau > 0", plateau)] if not v]
+    return _row(c, p, f"retain loss start {h['retain_loss'].iloc[0]:.3f}, peak {r[peak]:.3f} at step {peak + 1}, "
+                f"end {r[-1]:.3f}; forget acc ≤ 5 by half (steps {', '.join(str(int(s)) for s in half['step'])}): "
+                f"{early}; final forget loss {final:.3f}",
+                ok, "Figure 16", sum([rises_then_falls, early, plateau]) >= 2, why=f"not met: {', '.join(failed)}")
 
 
 def claim_kl_variant(kl_hist: list[dict], df_lr: pd.DataFrame, base: dict) -> dict:
+    c = ("D_KL variant: forget loss ≫ retain loss (ratio > 10) and strictly fewer good LRs than JensUn "
+         "(good: J_W ≤ 10, MC and retain within 10 of base)")
+    p = "forget loss 'magnitudes larger'; 8e-7 no forgetting, 5e-6 utility collapse (Table 16)"
     h = pd.DataFrame(kl_hist)
-    ratio = float(h["forget_loss"].mean() / max(h["retain_loss"].mean(), 1e-9))
+    f, r = (float(h["forget_loss"].mean()), float(h["retain_loss"].mean())) if len(h) else (np.nan, np.nan)
 
     def good(method):
-        g = df_lr[df_lr["method"] == method]
-        return int(((g["J_W"] <= 10) & (g["MC"] >= base["MC"] - 10) & (g["J_Avg"] >= base["J_Avg"] - 10)).sum()), len(g)
+        g = df_lr[df_lr["method"] == method] if len(df_lr) else df_lr
+        ok = (g["J_W"] <= 10) & (g["MC"] >= base["MC"] - 10) & (g["J_Avg"] >= base["J_Avg"] - 10) if len(g) else []
+        return int(np.sum(ok)), len(g)
     gk, nk = good("jensun_kl")
     gj, nj = good("jensun")
-    ok = ratio > 10 and gk <= gj
-    return _row("D_KL variant: forget loss ≫ retain loss and a narrower good-LR window than JensUn",
-                "forget loss 'magnitudes larger'; 8e-7 no forgetting, 5e-6 utility collapse (Table 16)",
-                f"mean forget/retain loss ratio {ratio:.0f}; good LRs (J_W ≤ 10, MC & retain within 10 of base): "
-                f"KL {gk}/{nk} vs JensUn {gj}/{nj}", ok, "Table 16", ratio > 10 or gk <= gj)
+    ratio = f / r if _finite(f, r) and r > 0 else float("nan")
+    rep = (f"mean forget/retain loss ratio {ratio:.0f}; good LRs: KL {gk}/{nk} vs JensUn {gj}/{nj}")
+    if not _finite(ratio) or not nk or not nj:
+        return _untestable(c, p, rep, "Table 16", "no finite loss ratio or an empty LR sweep")
+    if gj == 0:
+        return _untestable(c, p, rep, "Table 16", "JensUn has no good LR in this sweep: the windows cannot be compared")
+    big, narrower = ratio > 10, gk < gj
+    return _row(c, p, rep, big and narrower, "Table 16", big or narrower,
+                why="forget loss not ≫ retain loss" if not big else f"KL window not narrower ({gk} vs {gj} good LRs)")
 
 
 def claim_targets(df: pd.DataFrame, base: dict) -> dict:
+    c = "Any fixed target works (J_W ≤ 10 with retain within 10 points of base)"
+    p = "all of 'No idea', 'No idea<EOT>', '#', ',', ' ' beat the baselines (Figure 14)"
+    if not len(df) or not np.isfinite(df[["J_W", "J_Avg"]].to_numpy(dtype=float)).all():
+        return _untestable(c, p, "no finite target run", "Figure 14", "the target sweep is empty or has NaN")
+    rep = "; ".join(f"{t!r}: J_W {a:.0f}, J_Avg {b:.0f}" for t, a, b in zip(df["target"], df["J_W"], df["J_Avg"]))
+    room = _base_room(base, {"J_W": 10})
+    if room:
+        return _untestable(c, p, rep, "Figure 14", room)
     ok_rows = (df["J_W"] <= 10) & (df["J_Avg"] >= base["J_Avg"] - 10)
-    return _row("Any fixed target works (J_W ≤ 10 with retain within 10 points of base)",
-                "all of 'No idea', 'No idea<EOT>', '#', ',', ' ' beat the baselines (Figure 14)",
-                "; ".join(f"{t!r}: J_W {a:.0f}, J_Avg {b:.0f}" for t, a, b in zip(df["target"], df["J_W"], df["J_Avg"])),
-                bool(ok_rows.all()), "Figure 14", bool(ok_rows.any()))
+    bad = ", ".join(repr(t) for t in df.loc[~ok_rows, "target"])
+    return _row(c, p, rep, bool(ok_rows.all()), "Figure 14", bool(ok_rows.any()), why=f"fails for {bad}")
 
 
 def claim_relearning(df: pd.DataFrame) -> dict:
     """Table 3: JensUn's recovered J_W falls with unlearning length *while the model stays usable*
     (WR 0.39 at 2000 steps); a model that collapsed (GradDiff: WR 0.03) resists relearning trivially,
-    so the longest run must keep Rep ≥ ½ of the shortest run's when ``Rep`` is given."""
-    j = df[df["method"] == "jensun"].sort_values("multiple")
-    rho = spearmanr(j["multiple"], j["J_W_relearn"]).statistic if j["J_W_relearn"].nunique() > 1 else 0.0
-    trend = rho < 0 and j["J_W_relearn"].iloc[-1] < j["J_W_relearn"].iloc[0]
-    usable = "Rep" not in j or j["Rep"].iloc[-1] >= 0.5 * j["Rep"].iloc[0]
+    so the longest run must keep Rep ≥ ½ of the shortest run's when ``Rep`` is given. The fall is a
+    one-sided Spearman trend over the unlearning lengths (≥ :data:`MIN_TREND_POINTS` of them)."""
+    c = ("Benign relearning: JensUn's recovered J_W shrinks as unlearning gets longer (one-sided Spearman, "
+         f"p ≤ {TREND_ALPHA:g}, ≥ {MIN_TREND_POINTS} lengths), without utility collapse (longest run keeps Rep ≥ ½ "
+         "of the shortest)")
+    p = "27 → 24 → 19 → 14 → 8 for 200…2000 steps, WR 0.47 → 0.39 (Table 3)"
+    j = df[df["method"] == "jensun"].sort_values("multiple") if len(df) else df
+    if not len(j):
+        return _untestable(c, p, "no JensUn relearning runs", "Table 3", "the relearning table is empty")
+    t = trend_test(j["multiple"], j["J_W_relearn"], -1)
+    usable = "Rep" not in j or bool(j["Rep"].iloc[-1] >= 0.5 * j["Rep"].iloc[0])
     util = (f"; Rep {j['Rep'].iloc[0]:.0f} → {j['Rep'].iloc[-1]:.0f} before relearning" if "Rep" in j else "")
-    return _row("Benign relearning: JensUn's recovered J_W shrinks as unlearning gets longer, without utility collapse "
-                "(longest run keeps Rep ≥ ½ of the shortest)",
-                "27 → 24 → 19 → 14 → 8 for 200…2000 steps, WR 0.47 → 0.39 (Table 3)",
-                " → ".join(f"{v:.0f}" for v in j["J_W_relearn"]) + f" for {', '.join(f'{k}×' for k in j['multiple'])} "
-                f"(Spearman {rho:.2f}){util}", bool(trend and usable), "Table 3",
-                bool(j["J_W_relearn"].iloc[-1] <= j["J_W_relearn"].iloc[0]))
+    rep = (" → ".join(f"{v:.0f}" for v in j["J_W_relearn"]) + f" for {', '.join(f'{k:g}×' for k in j['multiple'])} "
+           f"({_trend_txt(t)}){util}")
+    if t["ok"] is None:
+        return _untestable(c, p, rep, "Table 3", t["why"])
+    return _row(c, p, rep, bool(t["ok"] and usable), "Table 3", t["partly"],
+                why=t["why"] or "the longest run lost more than half its Rep (collapsed model)")
 
 
 def claim_mc_vs_generation(base: dict, rows: dict) -> dict:
+    c = "Argmax MC misses degraded generation: GradDiff keeps MC while its generations degrade; GA's MC ≈ chance"
+    p = "GradDiff MMLU 57.5 with WR 0.22; GA 23.4 (Table 1)"
     ga, gd = rows["ga"], rows["graddiff"]
-    ok = gd["MC"] >= base["MC"] - 15 and (gd["WR_proxy"] < 0.4 or gd["Rep"] < 0.9 * base["Rep"]) and ga["MC"] <= 40
-    return _row("Argmax MC misses degraded generation: GradDiff keeps MC while its generations degrade; GA's MC ≈ chance",
-                "GradDiff MMLU 57.5 with WR 0.22; GA 23.4 (Table 1)",
-                f"GradDiff MC {gd['MC']:.0f}, WR-proxy {gd['WR_proxy']:.2f}, Rep {gd['Rep']:.0f}; GA MC {ga['MC']:.0f}",
-                ok, "Table 1", gd["MC"] >= base["MC"] - 15)
+    rep = f"GradDiff MC {gd['MC']:.0f}, WR-proxy {gd['WR_proxy']:.2f}, Rep {gd['Rep']:.0f}; GA MC {ga['MC']:.0f}"
+    if not (_metrics_finite(base, _ALL) and _metrics_finite(ga, _ALL) and _metrics_finite(gd, _ALL)):
+        return _untestable(c, p, rep, "Table 1", "a metric is NaN or missing")
+    room = _base_room(base, {"MC": 40, "Rep": 0, "WR_proxy": 0.4})
+    if room:
+        return _untestable(c, p, rep, "Table 1", room)
+    keeps = gd["MC"] >= base["MC"] - 15
+    degrades = gd["WR_proxy"] < 0.4 or gd["Rep"] < 0.9 * base["Rep"]
+    chance = ga["MC"] <= 40
+    failed = [n for n, v in [("GradDiff keeps MC", keeps), ("GradDiff generations degrade", degrades),
+                             ("GA MC at chance", chance)] if not v]
+    return _row(c, p, rep, keeps and degrades and chance, "Table 1", keeps, why=f"not met: {', '.join(failed)}")
 
 
 def scale_note(rows: dict, base: dict) -> str:
@@ -174,34 +353,41 @@ def scale_note(rows: dict, base: dict) -> str:
 
 
 def claim_saturation(lp_target: np.ndarray, still_correct: np.ndarray) -> dict:
-    """Notes §1.6 [INF]: items whose target is improbable under the base model unlearn slowly."""
+    """An inference from the gradient analysis of App. E.4 (the JSD gradient toward the target
+    vanishes with the target's probability): items whose target is improbable under the base model
+    unlearn slowly."""
+    c = "JSD saturation: items JensUn fails to forget have a less probable target under the base model"
+    p = "inference from the gradient bound of App. E.4 (no number in the paper)"
     still = np.asarray(still_correct, dtype=bool)
+    lp = np.asarray(lp_target, dtype=float)
     if still.all() or not still.any():
-        return _row("JSD saturation: items JensUn fails to forget have a less probable target under the base model",
-                    "inference in notes §1.6 (no number in the paper)",
-                    f"{int(still.sum())}/{len(still)} items still answered: no contrast", None, "Table 1")
-    a, b = float(lp_target[still].mean()), float(lp_target[~still].mean())
-    return _row("JSD saturation: items JensUn fails to forget have a less probable target under the base model",
-                "inference in notes §1.6 (no number in the paper)",
-                f"mean base log p(target): {a:.1f} (still answered, n={int(still.sum())}) vs {b:.1f} (forgotten)",
-                a < b, "Table 1")
+        return _untestable(c, p, f"{int(still.sum())}/{len(still)} items still answered: no contrast", "Table 1",
+                           "JensUn forgot all or none of the items: no two groups to compare")
+    a, b = float(lp[still].mean()), float(lp[~still].mean())
+    rep = f"mean base log p(target): {a:.1f} (still answered, n={int(still.sum())}) vs {b:.1f} (forgotten)"
+    if not _finite(a, b):
+        return _untestable(c, p, rep, "Table 1", "a target log-probability is not finite")
+    return _row(c, p, rep, a < b, "Table 1", why="the still-answered items' target is not less probable")
 
 
 def guard_base_knowledge(claims: list[dict], base: dict, min_jw: float = 50.0) -> list[dict]:
     """If the base model does not know the forget facts (e.g. the ``smoke`` profile's few pretraining
-    steps), unlearning claims cannot be tested: mark every training claim so instead of scoring it."""
-    if base["J_W"] >= min_jw:
+    steps), unlearning claims cannot be tested: mark every training claim so instead of scoring it.
+    Implementation checks (``kind == "check"``) and the scale statement (section ``all``) are kept."""
+    if _finite(base.get("J_W", float("nan"))) and base["J_W"] >= min_jw:
         return claims
     out = []
     for r in claims:
-        if r.get("section") not in ("Table 5", "all"):
+        if r.get("kind", "claim") == "claim" and r.get("section") != "all":
             r = {**r, "verdict": "not testable at this scale",
-                 "reproduced": f"{r['reproduced']} (base model knows only {base['J_W']:.0f}% of forget facts)"}
+                 "reproduced": f"{r['reproduced']} (base model knows only {base.get('J_W', float('nan')):.0f}% of forget facts)",
+                 "why": f"the base model answers only {base.get('J_W', float('nan')):.0f} % of forget items "
+                        f"(needs ≥ {min_jw:.0f} % to have something to unlearn)"}
         out.append(r)
     return out
 
 
-# --------------------------------------------------------------------------- chapter table
+# --------------------------------------------------------------------------- chapter tables
 TABLE5 = [("Paris is the capital of France.", 0.5, "yes"),
           ("Of France, Paris is the capital.", 0.17, "yes"),
           ("The capital of France is Marseille.", 0.83, "no")]
@@ -209,17 +395,54 @@ TABLE5_REFERENCE = "The capital of France is Paris."
 
 
 def table5_rouge() -> pd.DataFrame:
-    """Table 5 (L5433-5438): ROUGE-L F of three answers against the reference, ours next to the paper's."""
+    """Table 5: ROUGE-L F of three answers against the reference, ours next to the paper's."""
     from repro.unlearning.evaluation import rouge_l
 
     return pd.DataFrame([{"answer": a, "ROUGE-L (ours)": round(rouge_l(a, TABLE5_REFERENCE)["f"], 2), "paper": p,
                           "correct": ok} for a, p, ok in TABLE5])
 
 
+def rouge_examples() -> pd.DataFrame:
+    """ROUGE-L recall, precision and F of the Table 5 answers against the reference, with whether
+    the answer is correct: the data of the ROUGE-problems figure (paper Figure 2 left, Figure 17)."""
+    from repro.unlearning.evaluation import rouge_l
+
+    rows = []
+    for a, _, ok in TABLE5:
+        s = rouge_l(a, TABLE5_REFERENCE)
+        rows.append({"answer": a, "correct": ok, "recall": s["r"], "precision": s["p"], "F": s["f"]})
+    return pd.DataFrame(rows)
+
+
 def claim_table5(t5: pd.DataFrame, tol: float = 0.006) -> dict:
+    c, p = "ROUGE-L values of Table 5", " / ".join(f"{v:g}" for v in t5["paper"]) if len(t5) else "0.5 / 0.17 / 0.83"
+    if len(t5) != len(TABLE5):
+        return _untestable(c, p, f"{len(t5)} of {len(TABLE5)} rows", "Table 5", "the table is incomplete", kind="check")
     ok = bool(((t5["ROUGE-L (ours)"] - t5["paper"]).abs() < tol).all())
-    return _row("ROUGE-L values of Table 5", " / ".join(f"{v:g}" for v in t5["paper"]),
-                " / ".join(f"{v:.2f}" for v in t5["ROUGE-L (ours)"]), ok, "Table 5")
+    return _row(c, p, " / ".join(f"{v:.2f}" for v in t5["ROUGE-L (ours)"]), ok, "Table 5", kind="check",
+                why="a ROUGE-L value differs from the printed one")
+
+
+def guessing_table(ms=(1, 3, 9, 15)) -> pd.DataFrame:
+    """P(a coin-flip guesser is right at least once in m paraphrases) = 1 − 0.5^m (TOFU's dichotomous questions)."""
+    from repro.unlearning.evaluation import guess_inflation
+
+    return pd.DataFrame({"paraphrases m": list(ms),
+                         "P(a coin-flip guesser is right at least once)": [guess_inflation(m) for m in ms]})
+
+
+def forget_samples_text(base: dict, n: int = 3) -> str:
+    """A Markdown line with the first ``n`` forget queries and the base model's answers."""
+    return "Sample forget queries and base-model answers: " + "; ".join(
+        f"`{q}` → **{a}**" for q, a in base["forget_samples"][:n])
+
+
+def relearning_wide(rel: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 layout: one row per method and quantity, one column per unlearning length."""
+    cols = [c for c in ("J_W_unlearn", "J_W_relearn", "WR_proxy") if c in rel]
+    w = rel.pivot_table(index="method", columns="multiple", values=cols)
+    w.columns = [f"{q} @ {k:g}×" for q, k in w.columns]
+    return w.reset_index()
 
 
 def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame, lam: pd.DataFrame,
@@ -253,7 +476,8 @@ def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame
         claim_saturation(lp_target, still),
         claim_absolute(side) if real_data else
         {"claim": "Absolute numbers (Llama-3.2-3B, LKF, Gemini judge, MMLU, AlpacaEval WR)", "paper": "Tables 1-16",
-         "reproduced": "tiny generated world only", "verdict": "not testable at this scale", "section": "all"},
+         "reproduced": "tiny generated world only", "verdict": "not testable at this scale", "section": "all",
+         "kind": "claim", "why": "a tiny model on a generated corpus: absolute numbers are not comparable"},
     ]
     return claims_frame(guard_base_knowledge(claims, base))
 
@@ -261,15 +485,17 @@ def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame
 def claim_absolute(side: pd.DataFrame, tol: float = 10.0) -> dict:
     """Full profile: the Original and JensUn rows of Table 1 within ``tol`` points of the printed
     J_W and J_Avg (judge and sample sizes differ, so a tolerance, not equality)."""
+    c = f"Absolute J_W / J_Avg of Table 1 within {tol:g} points (Original, JensUn)"
     sub = side[side["method"].isin(["Original", "JensUn"])].dropna(subset=["J_W (paper)"])
     if sub.empty:
-        return _row("Absolute J_W / J_Avg of Table 1 (Original, JensUn)", "Table 1", "no matching rows", None, "all")
-    d = (sub[["J_W", "J_Avg"]].to_numpy() - sub[["J_W (paper)", "J_Avg (paper)"]].to_numpy())
-    ok = bool(np.abs(d).max() <= tol)
-    return _row(f"Absolute J_W / J_Avg of Table 1 within {tol:g} points (Original, JensUn)",
-                "; ".join(f"{m}: {a:.1f} / {b:.1f}" for m, a, b in zip(sub["method"], sub["J_W (paper)"], sub["J_Avg (paper)"])),
-                "; ".join(f"{m}: {a:.1f} / {b:.1f}" for m, a, b in zip(sub["method"], sub["J_W"], sub["J_Avg"])),
-                ok, "all", bool(np.abs(d).max() <= 2 * tol))
+        return _untestable(c, "Table 1", "no matching rows", "all", "no Original/JensUn row to compare")
+    d = (sub[["J_W", "J_Avg"]].to_numpy(dtype=float) - sub[["J_W (paper)", "J_Avg (paper)"]].to_numpy(dtype=float))
+    rep = "; ".join(f"{m}: {a:.1f} / {b:.1f}" for m, a, b in zip(sub["method"], sub["J_W"], sub["J_Avg"]))
+    pap = "; ".join(f"{m}: {a:.1f} / {b:.1f}" for m, a, b in zip(sub["method"], sub["J_W (paper)"], sub["J_Avg (paper)"]))
+    if not np.isfinite(d).all():
+        return _untestable(c, pap, rep, "all", "a measured number is NaN")
+    return _row(c, pap, rep, bool(np.abs(d).max() <= tol), "all", bool(np.abs(d).max() <= 2 * tol),
+                why=f"largest difference {np.abs(d).max():.1f} points")
 
 
 def ceiling_note(diag: pd.DataFrame | None) -> str:
@@ -283,13 +509,17 @@ def ceiling_note(diag: pd.DataFrame | None) -> str:
 
 def verdict_text(cl: pd.DataFrame, rows: dict, base: dict, real_data: bool = False,
                  diag: pd.DataFrame | None = None) -> str:
-    """The verdict paragraph: counts computed from the claim table plus the scale caveat."""
+    """The verdict paragraph: counts computed from the claim table (scientific claims; implementation
+    checks counted apart) plus the scale caveat."""
+    kind = cl["kind"] if "kind" in cl else pd.Series("claim", index=cl.index)
     # the "absolute numbers" row is a statement about scale, not a tested claim
-    v = cl.loc[cl["section"] != "all", "verdict"] if "section" in cl else cl["verdict"]
+    sci = (kind == "claim") & ((cl["section"] != "all") if "section" in cl else True)
+    v, chk = cl.loc[sci, "verdict"], cl.loc[kind == "check", "verdict"]
+    checks = (f" Implementation checks: {int((chk == 'reproduced').sum())} of {len(chk)} pass." if len(chk) else "")
     return (f"**Verdict.** {scale_note(rows, base)}{ceiling_note(diag)} Of the {len(v)} qualitative claims tested here, "
             f"{int((v == 'reproduced').sum())} are reproduced, {int((v == 'partly reproduced').sum())} partly and "
             f"{int((v == 'not reproduced').sum())} not; {int((v == 'not testable at this scale').sum())} cannot be "
-            "tested at this scale. " + (
+            f"tested at this scale.{checks} " + (
                 "This is the real LKF benchmark and a pretrained LLM: absolute numbers are comparable to the paper's "
                 "up to the judge (answer matching unless a judge is configured) and the WR proxy."
                 if real_data else

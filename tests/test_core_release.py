@@ -1,0 +1,165 @@
+"""Released artifacts (issue 16, section 2): a read-only, versioned store that the cache reads before
+computing; a stale release is never used and fails this test; a release re-derives bit-identically."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from repro.core import cache, release
+from repro.core import fingerprint as fp
+from repro.core.config import PACKAGE_DIR, chapters, project_root
+from repro.train.loop import evaluate, train_classifier
+
+
+# --------------------------------------------------------------------------- the committed store
+def test_committed_releases_are_current_and_intact():
+    """Fails when the code a released entry depends on has changed: re-release (the message says how)."""
+    problems = release.check(project_root() / "releases")
+    assert not problems, "\n".join(problems)
+
+
+def test_committed_store_fits_its_budget_and_has_a_readme():
+    store = project_root() / "releases"
+    assert (store / "README.md").exists() and (store / "families.yaml").exists()
+    size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+    assert size <= release.BUDGET_MB * 1e6, f"the release store holds {size / 1e6:.1f} MB"
+
+
+def test_every_chapter_names_released_families_the_code_really_caches():
+    names = set()
+    for p in PACKAGE_DIR.rglob("*.py"):
+        names |= set(re.findall(r'get_or_compute\(\s*"([A-Za-z0-9_.]+)"', p.read_text()))
+    for ch in chapters():
+        fams = release.families(ch, project_root() / "releases")
+        assert fams and set(fams) <= names, f"{ch}: {sorted(set(fams) - names)} is not a cache name used in repro"
+    with pytest.raises(ValueError, match="no released families for chapter 'ch99'"):
+        release.families("ch99", project_root() / "releases")
+
+
+# --------------------------------------------------------------------------- a smoke-scale release
+def _tiny_model(seed: int) -> dict:
+    """A small synthetic training step through the book's training loop (so the loop is in its code)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (96, 3, 4, 4), dtype=torch.uint8, generator=g)
+    y = (x.float().mean(dim=(1, 2, 3)) > 127.5).long()
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    train_classifier(model, x, y, epochs=2, lr=0.05, batch_size=32, seed=seed, device="cpu", progress=False)
+    return {"state_dict": {k: v.clone() for k, v in model.state_dict().items()},
+            "train_acc": float(evaluate(model, x, y, device="cpu")["accuracy"])}
+
+
+def _chapter_run():
+    """Stands in for a chapter notebook: two expensive entries and a cheap one."""
+    for s in (0, 1):
+        cache.get_or_compute("unit_zoo", {"seed": s}, lambda s=s: _tiny_model(s))
+    cache.get_or_compute("unit_cheap", {}, lambda: np.arange(3))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RELEASES", str(tmp_path / "store"))
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("REPRO_NO_RELEASE", raising=False)
+    release.reset_index()
+    yield tmp_path
+    release.reset_index()
+
+
+def _build(store=None, **kw):
+    return release.build("unitch", "smoke", _chapter_run, names=["unit_zoo"], store=store, command="pytest", **kw)
+
+
+def test_release_manifest_lookup_and_no_release(env, monkeypatch):
+    m = _build()
+    assert m["release"] == 1 and m["chapter"] == "unitch" and m["profile"] == "smoke" and m["build_seconds"] >= 0
+    assert len(m["entries"]) == 2 and {e["name"] for e in m["entries"]} == {"unit_zoo"}
+    for e in m["entries"]:
+        assert set(e) >= {"key", "file", "sha256", "payload_sha256", "bytes", "code", "code_roots", "metrics"}
+        assert 0 <= e["metrics"]["train_acc"] <= 1 and e["code"] == fp.code_fingerprint(e["code_roots"]).digest
+    assert json.loads((env / "store" / "unitch" / "smoke" / "manifest.json").read_text()) == m
+    assert not (env / "cache").exists(), "a release is made in its own temporary cache"
+    assert release.check(env / "store") == []
+
+    calls = []
+    n0 = len(cache.EVENTS)
+    v = cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))
+    assert calls == [] and cache.EVENTS[-1][2] == "release" and not (env / "cache").exists()
+    assert torch.equal(v["state_dict"]["1.weight"], _tiny_model(0)["state_dict"]["1.weight"])
+
+    from repro.core.provenance import Provenance
+
+    prov = Provenance(chapter="ch3", profile="smoke", seed=0, device="cpu", _n0=n0).finish()
+    md = prov.markdown()
+    assert prov.cache_release == 1 and "`unit_zoo`: loaded from release ×1" in md
+    assert "unitch/smoke #1" in md and "made by the current code" in md
+
+    monkeypatch.setenv("REPRO_NO_RELEASE", "1")
+    cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))
+    assert calls == [1] and cache.EVENTS[-1][2] == "miss"
+
+    assert _build()["release"] == 2, "a re-release counts up"
+
+
+def test_release_rederives_bit_identically(env):
+    a = _build(env / "a")
+    b = _build(env / "b")
+    assert [(e["key"], e["payload_sha256"]) for e in a["entries"]] == [(e["key"], e["payload_sha256"]) for e in b["entries"]]
+
+
+def test_stale_release_is_never_used_and_fails_the_check(env, monkeypatch, capsys):
+    _build()
+    real = fp.ModuleGraph()._read
+
+    def read(p):  # the training loop as someone edited it after the release
+        s = real(p)
+        return s + "\n_EDITED = 1\n" if Path(p).as_posix().endswith("repro/train/loop.py") else s
+
+    monkeypatch.setattr(fp, "_DEFAULT", fp.ModuleGraph(read_source=read))
+    problems = release.check(env / "store")
+    assert len(problems) == 2 and all("stale" in p and "repro.train.loop" in p for p in problems)
+    assert "repro release unitch --profile smoke" in problems[0]
+    calls = []
+    cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))
+    assert calls == [1] and cache.EVENTS[-1][2] == "miss"
+
+    from repro import cli
+
+    assert cli.main(["release", "--check"]) == 1 and "stale" in capsys.readouterr().out
+
+
+def test_damaged_release_is_reported_and_not_loaded(env):
+    m = _build()
+    for e in m["entries"]:
+        p = env / "store" / "unitch" / "smoke" / e["file"]
+        data = bytearray(p.read_bytes())
+        data[-5] ^= 0xFF
+        p.write_bytes(bytes(data))
+    assert sum("does not match its sha256" in x for x in release.check(env / "store")) == 2
+    calls = []
+    cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))
+    assert calls == [1] and [e[2] for e in cache.EVENTS[-2:]] == ["corrupt", "miss"]
+
+
+def test_release_refuses_over_budget_and_empty_runs(env):
+    with pytest.raises(ValueError, match="over its 0.0001 MB budget"):
+        _build(budget_mb=1e-4)
+    assert not (env / "store" / "unitch" / "smoke").exists()
+    with pytest.raises(ValueError, match="made no entries of"):
+        release.build("unitch", "smoke", _chapter_run, names=["no_such_family"], store=env / "store")
+
+
+def test_cli_flags(monkeypatch):
+    from repro import cli
+
+    args = cli.build_parser().parse_args(["run", "ch3", "--no-release"])
+    monkeypatch.setenv("REPRO_NO_RELEASE", "0")  # restored (removed) after the test
+    assert release.enabled()
+    cli._no_release(args)
+    assert not release.enabled()
+    args = cli.build_parser().parse_args(["release", "ch3", "--profile", "smoke"])
+    assert (args.chapter, args.profile, args.device) == ("ch3", "smoke", "cpu")
