@@ -196,3 +196,35 @@ def test_train_ddp_streams_an_imagefolder(tmp_path):
         train_ddp.load_data(str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="neither"):
         train_ddp.load_data("no_such_data")
+
+
+def _one_process_group(tmp_path):
+    """What torchrun --nproc_per_node=1 sets in the child's environment."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+
+
+def test_torchrun_with_one_process_still_builds_the_process_group(tmp_path, monkeypatch):
+    """One GPU must exercise the NCCL/DDP path (issue 18): under torchrun a single process gets a
+    process group and a DDP-wrapped model, not the plain single-process shortcut."""
+    import torch.distributed as dist
+    from torch import nn
+
+    from repro.train import distributed as D
+
+    for k, v in _one_process_group(tmp_path).items():
+        monkeypatch.setenv(k, v)
+    info = D.init_from_env(device="cpu")
+    try:
+        assert info.backend == "gloo" and info.distributed and info.world_size == 1
+        assert isinstance(D.wrap_ddp(nn.Linear(3, 2), info), nn.parallel.DistributedDataParallel)
+    finally:
+        dist.destroy_process_group()
+    for k in ("WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k)
+    plain = D.init_from_env(device="cpu")
+    assert plain.backend is None and not plain.distributed

@@ -32,7 +32,7 @@ def _tables(folder: Path) -> dict[str, pd.DataFrame]:
         df = pd.read_csv(p)
         df = df[[c for c in df.columns if not WALLCLOCK.search(str(c))]]
         if "claim" in df.columns:  # a claim row that quotes a measured time anywhere in its text
-            text = df.astype(str).agg(" ".join, axis=1)
+            text = df.fillna("").astype(str).agg(" ".join, axis=1)
             df = df[~text.str.contains(WALLCLOCK_TEXT)].reset_index(drop=True)
         out[p.name] = df
     return out

@@ -56,13 +56,17 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        # a process group exists whenever torchrun launched us, also with one process: that single
+        # process still runs DDP/FSDP over NCCL/gloo, so `torchrun --nproc_per_node=1` exercises the path
+        return self.backend is not None or self.world_size > 1
 
 
 def init_from_env(backend: Optional[str] = None, device: str = "auto") -> DistInfo:
     """Initialise the default process group from torchrun's environment variables.
 
-    Without ``WORLD_SIZE`` (plain ``python -m``) this is a single process and nothing is initialised.
+    Without torchrun's variables (plain ``python -m``) this is a single process and nothing is initialised;
+    under torchrun the group is initialised even for one process (``--nproc_per_node=1``), so one GPU
+    exercises the same NCCL / DDP / FSDP code as eight.
     ``backend`` defaults to ``nccl`` when CUDA is used, else ``gloo``.
     """
     ws = int(os.environ.get("WORLD_SIZE", "1"))
@@ -76,7 +80,8 @@ def init_from_env(backend: Optional[str] = None, device: str = "auto") -> DistIn
         dev = torch.device("cuda", local)
     else:
         dev = torch.device("cpu")
-    if ws > 1 and not dist.is_initialized():
+    launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ
+    if (ws > 1 or launched) and not dist.is_initialized():
         for var in ("MASTER_ADDR", "MASTER_PORT"):
             if var not in os.environ:
                 raise RuntimeError(f"WORLD_SIZE={ws} but {var} is not set; launch with torchrun "
