@@ -121,10 +121,11 @@ def layout_texts(fig) -> list[tuple[str, object, object]]:
             add(f"{name} text {t.get_text()!r}", t)
         if ax.get_legend() is not None:
             add(f"{name} legend", ax.get_legend())
+    sup = [getattr(fig, attr, None) for attr in ("_suptitle", "_supxlabel", "_supylabel")]
     for t in fig.texts:
-        add(f"figure text {t.get_text()!r}", t)
-    for attr in ("_suptitle", "_supxlabel", "_supylabel"):
-        t = getattr(fig, attr, None)
+        if not any(t is s for s in sup):  # fig.suptitle() also lands in fig.texts: count it once, below
+            add(f"figure text {t.get_text()!r}", t)
+    for attr, t in zip(("_suptitle", "_supxlabel", "_supylabel"), sup):
         if t is not None:
             add(f"figure {attr.strip('_')} {t.get_text()!r}", t)
     for i, lg in enumerate(fig.legends):

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro.plots import PALETTE
+from repro.plots import PAGE_WIDTH_IN, PALETTE, figure_check
 
 BLUE, ORANGE, GREEN = PALETTE[0], PALETTE[1], PALETTE[2]
 
@@ -52,13 +52,26 @@ def norm_histograms(comparisons: dict, max_classes: int = 12, bins: int = 40):
     return fig
 
 
+_DIRS = ("random", "largest eigendirection", "smallest eigendirection")
+
+
+def _qq_demo():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    th = norm.ppf((np.arange(1, 201) - 0.5) / 200)
+    return ({d: {"unnormalised": (th, np.sort(rng.standard_t(4, 200))), "normalised": (th, np.sort(rng.normal(size=200)))}
+             for d in _DIRS},)
+
+
+@figure_check(_qq_demo, {"title": "resnet-sgd"})
 def qq_plots(qq: dict, title: str = ""):
     """QQ plots against N(0, 1) (Fig. 4.2 / M-Fig. 4, 9).
 
     ``qq``: direction name -> {"unnormalised": (theoretical, sample), "normalised": (theoretical, sample)}.
     Blue: unnormalised features, green: l2-normalised (the paper's colours)."""
     dirs = list(qq)
-    fig, axes = plt.subplots(1, len(dirs), figsize=(3.2 * len(dirs), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(dirs), figsize=(min(PAGE_WIDTH_IN, 2.6 * len(dirs)), 3.0), squeeze=False)
     for ax, d in zip(axes[0], dirs):
         lim = 0
         for key, color in (("unnormalised", BLUE), ("normalised", GREEN)):
@@ -138,11 +151,17 @@ def norm_vs_score(panels: dict, max_points: int = 3000, seed: int = 0):
     return fig
 
 
+def _ratios_demo():
+    rng = np.random.default_rng(0)
+    return ({d: {"unnormalised": rng.lognormal(0, 1, 50), "normalised": rng.lognormal(0, 0.3, 50)} for d in _DIRS},)
+
+
+@figure_check(_ratios_demo)
 def variance_ratio_hists(ratios: dict, bins: int = 20):
     """Class variance / shared variance along three directions (M-Fig. 11).
 
     ``ratios``: direction -> {"unnormalised": array, "normalised": array}."""
-    fig, axes = plt.subplots(1, len(ratios), figsize=(3.2 * len(ratios), 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(ratios), figsize=(min(PAGE_WIDTH_IN, 2.6 * len(ratios)), 2.9), squeeze=False)
     for ax, (d, r) in zip(axes[0], ratios.items()):
         allv = np.concatenate([np.log2(v) for v in r.values()])
         edges = np.linspace(allv.min() - 0.1, allv.max() + 0.1, bins + 1)

@@ -8,23 +8,41 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro.plots import PALETTE
+from repro.plots import PAGE_WIDTH_IN, PALETTE, figure_check
 
 __all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking",
            "fpr_cdf", "fpr_vs_accuracy"]
 
 
-def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scale: float = 1.1, suptitle: str = ""):
+def _gallery_demo():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(20, 16, 16, 3), dtype=np.uint8)
+    return (x, [f"class name {i}" for i in range(20)])
+
+
+def _fit_title(text: str, width_pt: float, fontsize: float) -> str:
+    """``text`` shortened with an ellipsis to about ``width_pt`` points at ``fontsize`` (DejaVu Sans
+    averages ~0.6 em per character), so neighbouring image titles do not run into each other."""
+    n = max(3, int(width_pt / (0.62 * fontsize)))
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+@figure_check(_gallery_demo, {"ncols": 10})
+def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scale: float = 1.1, suptitle: str = "",
+            fontsize: float = 8.0):
     """A grid of uint8 images [N, 3, H, W] with optional titles.
 
-    Drawn as one mosaic in a single axes (one subplot per image makes layout cost grow with N)."""
+    At most :data:`repro.plots.PAGE_WIDTH_IN` wide: ``ncols`` is lowered to what fits the page at
+    ``scale`` inches per image (more rows instead), so the titles are not shrunk when the book scales
+    the figure to its column. Drawn as one mosaic in a single axes (one subplot per image makes layout
+    cost grow with N)."""
     x = images.permute(0, 2, 3, 1).cpu().numpy() if hasattr(images, "permute") else np.asarray(images)
     n = len(x)
     if n == 0:
         raise ValueError("gallery needs at least one image")
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"gallery expects images [N, 3, H, W] (tensor) or [N, H, W, 3] (array), got {x.shape}")
-    ncols = max(1, min(int(ncols), n))
+    ncols = max(1, min(int(ncols), n, int(PAGE_WIDTH_IN / scale + 1e-9)))
     nrows = int(np.ceil(n / ncols))
     h, w = x.shape[1:3]
     pad = max(1, h // 16)
@@ -43,7 +61,8 @@ def gallery(images, titles: Optional[Sequence[str]] = None, ncols: int = 8, scal
     if titles is not None:
         for i in range(n):
             r, c = divmod(i, ncols)
-            ax.text(c * cw + w / 2, r * ch + top - 1, str(titles[i]), ha="center", va="bottom", fontsize=7)
+            ax.text(c * cw + w / 2, r * ch + top - 1, _fit_title(str(titles[i]), scale * 72 * 0.95, fontsize),
+                    ha="center", va="bottom", fontsize=fontsize)
     if suptitle:
         fig.suptitle(suptitle)
     fig.subplots_adjust(0, 0, 1, 0.95 if suptitle else 1)
@@ -64,9 +83,21 @@ def contamination_gallery(pop, per_flag: int = 6):
     return gallery(pop.x[idx], [CONTAMINATION[int(pop.flags[i])] for i in idx], ncols=per_flag)
 
 
+def _per_class_demo():
+    rng = np.random.default_rng(0)
+    models = ["convnext-adamw", "resnet-sgd", "vit-b16-in21k", "deit-s-distilled"]
+    rows = [dict(model=m, ood_class=f"ninco class {k}", method=meth, dataset="ninco", fpr=float(rng.uniform()))
+            for m in models for k in range(64) for meth in ("msp", "maha")]
+    return (pd.DataFrame(rows), "msp")
+
+
+@figure_check(_per_class_demo)
 def fpr_heatmap(per_class: pd.DataFrame, method: str, dataset: str = "ninco", value: str = "fpr"):
     """Models (rows) x OOD classes (columns) heatmap of the per-class FPR (%) for one method;
-    classes sorted by their mean FPR over models (hard classes on the right), cf. N-Fig.7."""
+    classes sorted by their mean FPR over models (hard classes on the right), cf. N-Fig.7.
+
+    Page-wide; with more classes than fit as readable labels (64 NINCO classes), every k-th class
+    is labelled."""
     import seaborn as sns
 
     d = per_class[(per_class["method"] == method) & (per_class["dataset"] == dataset)]
@@ -74,30 +105,50 @@ def fpr_heatmap(per_class: pd.DataFrame, method: str, dataset: str = "ninco", va
         raise ValueError(f"no rows for method {method!r} on {dataset!r}")
     wide = d.pivot_table(index="model", columns="ood_class", values=value, sort=False) * 100
     wide = wide[wide.mean().sort_values().index]
-    fig, ax = plt.subplots(figsize=(max(6, 0.32 * wide.shape[1] + 2), 0.45 * wide.shape[0] + 1.8))
+    n_models, n_classes = wide.shape
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 0.4 * n_models + 2.6))
+    # ~4.2 in of heatmap after the model names and the colour bar; a rotated label needs ~0.16 in
+    step = max(1, int(np.ceil(n_classes / 26)))
     sns.heatmap(wide, ax=ax, cmap="rocket_r", vmin=0, vmax=100, cbar_kws={"label": "FPR@95 (%)"},
-                linewidths=0.3, linecolor="white")
-    ax.set_xlabel("OOD class (sorted by mean FPR)")
+                linewidths=0.3 if n_classes <= 40 else 0, linecolor="white", xticklabels=step, yticklabels=1)
+    # seaborn turns y labels vertical when it thinks they collide; model names read horizontally
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.set_xlabel("OOD class (sorted by mean FPR)" + (f"; every {step}. labelled" if step > 1 else ""))
     ax.set_ylabel("")
     ax.set_title(f"Per-class FPR, {method}")
     fig.tight_layout()
     return fig
 
 
+def _unit_demo():
+    from repro.data.unit_tests import ABBREV
+
+    rng = np.random.default_rng(0)
+    methods = ["msp", "maxlogit", "energy", "maha", "rmaha", "vim", "knn", "cosine", "kl_matching", "ash", "react"]
+    models = ["convnext-adamw", "resnet-sgd", "vit-b16-in21k"]
+    rows = [dict(method=m, model=mo, test=t, fpr=float(rng.uniform())) for m in methods for mo in models
+            for t in ABBREV]
+    return (pd.DataFrame(rows),)
+
+
+@figure_check(_unit_demo)
 def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, threshold: float = 0.10):
     """One panel per method: models x unit tests, FPR (%) coloured, failed tests (FPR > threshold) marked x.
 
-    Tick labels only on the outer panels and one marker artist per panel: text rendering is what
-    makes a grid of many small heatmaps slow."""
+    Two panels per row at the page width; tick labels only on the outer panels and one marker artist
+    per panel: text rendering is what makes a grid of many small heatmaps slow."""
     methods = list(methods or unit["method"].unique())
-    ncols = min(3, len(methods))  # 3 per row: 11 panels stay legible at the book's width
+    ncols = min(2, len(methods))  # 2 per row: 17 rotated test names per panel stay legible at page width
     nrows = int(np.ceil(len(methods) / ncols))
     tests = list(dict.fromkeys(unit["test"]))
     models = list(dict.fromkeys(unit["model"]))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.3 * len(models) * nrows + 2.0 * nrows),
-                             squeeze=False, sharex=True, sharey=True)
+    # no sharex/sharey: shared axes share their tick formatter, so labels set on one panel would
+    # appear (unrotated) on the others
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, (0.22 * len(models) + 0.45) * nrows + 1.3),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat[len(methods):]:
-        fig.delaxes(ax)  # an unused slot would still carry the shared x tick labels
+        fig.delaxes(ax)
     wide = unit.pivot_table(index=["method", "model"], columns="test", values="fpr", sort=False)
     im = None
     for k, (ax, m) in enumerate(zip(axes.flat, methods)):
@@ -109,14 +160,17 @@ def unit_test_grid(unit: pd.DataFrame, methods: Optional[Sequence[str]] = None, 
         ax.scatter(fj, fi, marker="x", s=12, c=np.where(dark, "white", "black"), linewidths=0.8)
         ax.set_title(f"{m}: {len(fi)} fails", fontsize=9)
         ax.grid(False)
-        r, c = divmod(k, ncols)
+        c = k % ncols
         ax.set_xticks(range(len(tests)))
         ax.set_yticks(range(len(models)))
-        if r == nrows - 1 or k + ncols >= len(methods):
+        if k + ncols >= len(methods):  # nothing below this panel
             ax.set_xticklabels(tests, fontsize=8, rotation=90)
-            ax.tick_params(axis="x", labelbottom=True)
+        else:
+            ax.tick_params(axis="x", labelbottom=False)
         if c == 0:
             ax.set_yticklabels(models, fontsize=8)
+        else:
+            ax.tick_params(axis="y", labelleft=False)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="FPR@95 (%)")
     return fig
@@ -143,30 +197,43 @@ def contamination_plot(study: pd.DataFrame, methods: Sequence[str], ref_ps: Opti
     return fig
 
 
+def _summary_demo():
+    rng = np.random.default_rng(0)
+    methods = ["msp", "maxlogit", "energy", "maha", "rmaha", "vim", "knn", "cosine", "kl_matching", "ash", "react"]
+    models = ["convnext-adamw", "resnet-sgd", "vit-b16-in21k"]
+    return (pd.DataFrame([dict(model=mo, method=m, mean_fpr=float(rng.uniform())) for mo in models for m in methods]),)
+
+
+@figure_check(_summary_demo)
 def method_ranking(summary: pd.DataFrame, value: str = "mean_fpr", methods: Optional[Sequence[str]] = None):
     """Models x methods heatmap of the mean FPR (%) with each model's best method boxed, plus each
-    method's mean rank across models."""
+    method's mean rank across models (horizontal bars: method names need no rotation)."""
     import seaborn as sns
 
     wide = summary.pivot_table(index="model", columns="method", values=value, sort=False) * 100
     if methods is not None:
         wide = wide[list(methods)]
     ranks = wide.rank(axis=1, method="min")
+    n_models, n_methods = wide.shape
     # two rows (heatmap above, ranks below) so the heatmap gets the full page width
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.6, 0.5 * wide.shape[0] + 5.5),
-                                  gridspec_kw={"height_ratios": [max(wide.shape[0], 2), 3]})
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(PAGE_WIDTH_IN, 0.45 * n_models + 0.28 * n_methods + 3.2),
+                                  gridspec_kw={"height_ratios": [max(n_models, 2) + 2, 0.6 * n_methods + 1]})
     sns.heatmap(wide, ax=ax, annot=True, fmt=".0f", cmap="rocket_r", vmin=0, vmax=100, annot_kws={"fontsize": 10},
                 cbar_kws={"label": "mean FPR@95 (%)"})
     for i, (_, row) in enumerate(ranks.iterrows()):
         j = int(np.argmin(row.to_numpy()))
         ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, ec=PALETTE[2], lw=2))
+    ax.tick_params(axis="y", labelrotation=0)
+    # vertical: the checker (and the eye) needs the boxes of neighbouring names apart, 45 degrees overlaps them
+    ax.tick_params(axis="x", labelrotation=90)
     ax.set_xlabel("")
     ax.set_ylabel("")
     mr = ranks.mean().sort_values()
     sd = ranks.std().reindex(mr.index).fillna(0)  # spread of the rank over models
-    ax2.bar(mr.index, mr.to_numpy(), yerr=sd.to_numpy(), color=PALETTE[0], capsize=3)
-    ax2.set_ylabel("mean rank (1 = best)\n± sd over models")
-    ax2.tick_params(axis="x", rotation=45)
+    ax2.barh(np.arange(len(mr)), mr.to_numpy(), xerr=sd.to_numpy(), color=PALETTE[0], capsize=3)
+    ax2.set_yticks(np.arange(len(mr)), mr.index)
+    ax2.invert_yaxis()  # best method on top
+    ax2.set_xlabel("mean rank (1 = best) ± sd over models")
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro.plots import PALETTE
+from repro.plots import PALETTE, figure_check
 
 __all__ = ["norm_histograms", "checkpoint_curve", "method_overview"]
 
@@ -38,6 +38,18 @@ def norm_histograms(norms: Mapping) -> plt.Figure:
     return fig
 
 
+def _curve_demo():
+    rng = np.random.default_rng(0)
+    ep = np.arange(1, 11)
+    curve = pd.DataFrame([dict(detector="energy", dataset=ds, epoch=e, fpr=float(rng.uniform(30, 90)), test_acc=50 + 4 * e)
+                          for ds in ("ninco", "ssb_hard", "openimage_o") for e in ep])
+    sel = pd.DataFrame([dict(split=s, epoch=e, fpr=float(rng.uniform(30, 90))) for s in ("selection", "evaluation")
+                        for e in ep])
+    summary = pd.DataFrame([dict(stage="UM", detector="energy", mean_fpr=55.0)])
+    return (curve, summary, "energy", {"curve": sel, "best_epoch": 4})
+
+
+@figure_check(_curve_demo)
 def checkpoint_curve(curve: pd.DataFrame, summary: pd.DataFrame, detector: str = "energy",
                      selection: Mapping | None = None) -> plt.Figure:
     """FPR95 of ``detector`` over training epochs (per OOD set, thin), the mean over OOD sets on the
@@ -78,7 +90,8 @@ def checkpoint_curve(curve: pd.DataFrame, summary: pd.DataFrame, detector: str =
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    # above the axes: below them it sat on the 'epoch' label (the figure has no title to collide with)
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 
