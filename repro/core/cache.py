@@ -335,7 +335,10 @@ def get_or_compute(name: str, params: dict, fn: Callable[[], T], version: str = 
         ) from e
     EVENTS.append((name, key, "miss", dt))
     DETAILS[(name, key)] = {"code": cfp.digest}
-    return value
+    # Hand back what any later run will load, not the in-memory object: a trained model's tensors can
+    # differ in memory layout from their stored copy, which moves ill-conditioned downstream numbers
+    # (e.g. GMN's class covariances) by a few ulps between a fresh run and a resumed one.
+    return read_entry(path)
 
 
 def cached(name: str, version: str = "1", code: Any = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
