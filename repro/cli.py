@@ -146,7 +146,8 @@ def _cmd_release(args) -> int:
             book.execute(nb, args.profile, seed=args.seed, device=args.device, results=Path(res))
 
     cmd = f"repro release {chapter} --profile {args.profile} --seed {args.seed} --device {args.device}"
-    m = release.build(chapter, args.profile, runner, seed=args.seed, device=args.device, command=cmd)
+    m = release.build(chapter, args.profile, runner, seed=args.seed, device=args.device, command=cmd,
+                      work_dir=args.work)
     print(f"[repro] released {chapter}/{args.profile} #{m['release']}: {len(m['entries'])} entries, "
           f"{m['total_bytes'] / 1e6:.1f} MB, built in {m['build_seconds']:.0f} s -> {release.store_root() / chapter / args.profile}")
     return 0
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--profile", default="cpu", choices=PROFILES)
     rl.add_argument("--seed", type=int, default=0)
     rl.add_argument("--device", default="cpu", help="cpu (default: bit-reproducible) | auto | cuda | cuda:N")
+    rl.add_argument("--work", default=None, help="persistent working folder (kept): a killed release rerun with the "
+                    "same --work resumes where it stopped (default: a temporary folder, removed afterwards)")
     rl.add_argument("--list", action="store_true", help="list the releases in the store")
     rl.add_argument("--check", action="store_true", help="exit 1 when a release is stale, missing or damaged")
     rl.set_defaults(fn=_cmd_release)

@@ -138,6 +138,11 @@ root.querySelectorAll('img').forEach(img => {
   if (scale < minScale) out.push(`image ${img.getAttribute('src')} shown at ${Math.round(100 * scale)} % ` +
                                  `(${img.clientWidth} of ${img.naturalWidth} px; at least ${Math.round(100 * minScale)} % keeps its text readable)`);
 });
+// 4. maths MathJax left as source (no offline MathJax: Sphinx's default loads it from a CDN)
+root.querySelectorAll('.math').forEach(el => {
+  if (!el.querySelector('mjx-container') && /\\\(|\\\[|\$/.test(el.textContent))
+    out.push('maths not rendered: ' + el.textContent.slice(0, 60));
+});
 return out;
 """
 
@@ -146,6 +151,11 @@ def page_problems(driver) -> list[str]:
     """Table, tag and image defects of the page loaded in ``driver`` (see PAGE_CHECKS_JS)."""
     from repro.plots import min_display_scale
 
+    # MathJax typesets after the load event: wait for it (when the page loads MathJax at all)
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const p = window.MathJax && MathJax.startup && MathJax.startup.promise;"
+        "p ? p.then(() => done(1), () => done(0)) : done(0);")
     return driver.execute_script(PAGE_CHECKS_JS, min_display_scale())
 
 
@@ -170,6 +180,7 @@ def test_page_checks_catch_the_defects(driver, tmp_path):
         "<table><tr><th>claim</th><th>verdict</th></tr><tr><td>x</td><td>y</td><td>z</td></tr></table>"
         "<p>target <EOT> here</p><p>shown &amp;lt; twice</p>"
         "<img src='wide.png' style='width:700px'>"
+        "<p><span class='math notranslate nohighlight'>\\(\\rho\\)</span></p>"
         "</article></main></body></html>")
     driver.get((tmp_path / "p.html").as_uri())
     driver.execute_script("return new Promise(r => { const i = document.images[0]; "
@@ -180,6 +191,7 @@ def test_page_checks_catch_the_defects(driver, tmp_path):
     assert any("un-escaped tag <eot>" in p for p in probs), probs
     assert any("double-escaped" in p for p in probs), probs
     assert any("wide.png shown at 44 %" in p for p in probs), probs
+    assert any(p.startswith("maths not rendered: \\(\\rho") for p in probs), probs
 
 
 def test_search_finds_a_method_name(smoke_site, driver):

@@ -111,6 +111,28 @@ def test_release_rederives_bit_identically(env):
     assert [(e["key"], e["payload_sha256"]) for e in a["entries"]] == [(e["key"], e["payload_sha256"]) for e in b["entries"]]
 
 
+def test_killed_release_resumes_in_its_work_dir(env):
+    calls = []
+
+    def killed():
+        cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(0) or _tiny_model(0))
+        raise KeyboardInterrupt  # killed after the first model
+
+    with pytest.raises(KeyboardInterrupt):
+        release.build("unitch", "smoke", killed, names=["unit_zoo"], store=env / "store", work_dir=env / "work")
+    assert not (env / "store" / "unitch").exists() and (env / "work" / "cache").is_dir()
+
+    def run():
+        for s in (0, 1):
+            cache.get_or_compute("unit_zoo", {"seed": s}, lambda s=s: calls.append(s) or _tiny_model(s))
+
+    m = release.build("unitch", "smoke", run, names=["unit_zoo"], store=env / "store", work_dir=env / "work")
+    assert calls == [0, 1], "the resumed release reuses the first model and computes only the second"
+    fresh = _build(env / "fresh")
+    assert [(e["key"], e["payload_sha256"]) for e in m["entries"]] == \
+        [(e["key"], e["payload_sha256"]) for e in fresh["entries"]], "resumed = re-derived from scratch"
+
+
 def test_stale_release_is_never_used_and_fails_the_check(env, monkeypatch, capsys):
     _build()
     real = fp.ModuleGraph()._read
@@ -163,3 +185,41 @@ def test_cli_flags(monkeypatch):
     assert not release.enabled()
     args = cli.build_parser().parse_args(["release", "ch3", "--profile", "smoke"])
     assert (args.chapter, args.profile, args.device) == ("ch3", "smoke", "cpu")
+
+
+# --------------------------------------------------------------------------- the released zoos themselves
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", ["ch3"])
+def test_released_zoo_loads_without_training_and_has_its_recorded_accuracy(chapter, tmp_path, monkeypatch):
+    """The chapter's cpu plan finds every zoo model in the committed release (no training: the training loop is
+    replaced by one that fails), and each model's accuracy on the world's ID train/test sets, recomputed here,
+    is the one the manifest records."""
+    from repro.core.config import chapter_config
+    from repro.studies.ch3_ninco import experiment as X
+    from repro.train import loop
+
+    mp = project_root() / "releases" / chapter / "cpu" / "manifest.json"
+    if not mp.exists():
+        pytest.skip(f"no {chapter}/cpu release committed")
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("REPRO_NO_RELEASE", raising=False)
+    release.reset_index()
+
+    def no_training(*a, **k):
+        raise AssertionError("the released zoo was not found: the chapter would train (stale release?)")
+
+    monkeypatch.setattr(loop, "train_classifier", no_training)
+    recorded = {e["key"]: e["metrics"] for e in json.loads(mp.read_text())["entries"] if e["name"] == "zoo_model"}
+    plan = X.plan(chapter_config("ch3", "cpu"), "cpu", 0)
+    n0 = len(cache.EVENTS)
+    zoo = X.train_zoo(plan, device="cpu", progress=False)
+    events = [e for e in cache.EVENTS[n0:] if e[0] == "zoo_model"]
+    assert len(zoo) == len(plan.entries) == len(events) and all(e[2] == "release" for e in events), events
+    for z, ev in zip(zoo, events):
+        m = recorded[ev[1]]
+        assert m["test_acc"] == pytest.approx(z.test_acc, abs=1e-9)
+        test = loop.evaluate(z.model, plan.world.id_test.x, plan.world.id_test.y, device="cpu")["accuracy"]
+        train = loop.evaluate(z.model, plan.world.id_train.x, plan.world.id_train.y, device="cpu")["accuracy"]
+        # one image of 1,000 / 6,000 may flip between BLAS builds; more is a different model
+        assert abs(test - m["test_acc"]) <= 1.5e-3 and abs(train - m["train_acc"]) <= 1e-3, (z.name, test, train, m)
+    release.reset_index()

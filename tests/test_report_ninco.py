@@ -124,3 +124,68 @@ def test_unit_tests_failed_by_every_pair_reveal_only_partly():
     df = ninco_claims(summary(GOOD), units(everyone))
     assert verdict(df, "Unit tests reveal") == "partly reproduced"
     assert "every pair fails" in df[df.claim.str.startswith("Unit tests reveal")].reproduced.iloc[0]
+
+
+# --------------------------------------------------------------------------- N-Fig. 8, N-Fig. 4, world card
+def test_ranking_by_dataset_ranks_methods_and_compares_with_ninco():
+    from scipy.stats import kendalltau
+
+    from repro.studies.ch3_ninco.report import ranking_by_dataset
+
+    s = pd.concat([summary(GOOD), summary(GOOD).assign(dataset="near", mean_fpr=lambda d: 1 - d.mean_fpr)])
+    cl = cleaning({("pop_species", k): (v, v / 2) for k, v in GOOD["m1"].items()})
+    ranks, taus = ranking_by_dataset(s, cl, METHODS)
+    assert list(ranks.columns) == ["ninco", "near", "pop_species (original)"] and list(ranks.index) == METHODS
+    mean = summary(GOOD).groupby("method").mean_fpr.mean()
+    assert ranks["ninco"].to_dict() == mean.rank(method="min").reindex(METHODS).to_dict()
+    near = taus.set_index("dataset").loc["near"]
+    # 'near' reverses every FPR, so it reverses the ranking
+    assert near.kendall_tau_vs_ninco == pytest.approx(-1.0) and near.best_on_set == "msp"
+    t = kendalltau(ranks["ninco"], ranks["pop_species (original)"]).statistic
+    assert taus.set_index("dataset").loc["pop_species (original)", "kendall_tau_vs_ninco"] == pytest.approx(t)
+    with pytest.raises(ValueError, match="no NINCO rows"):
+        ranking_by_dataset(s[s.dataset == "near"], cl, METHODS)
+
+
+def test_hard_class_confusions_votes_over_the_zoo():
+    import numpy as np
+    import torch
+    from types import SimpleNamespace
+
+    from repro.studies.ch3_ninco.experiment import hard_class_confusions, hard_class_gallery_images
+
+    ood = SimpleNamespace(y=torch.tensor([0, 0, 0, 1, 1]), class_names=["fox", "bowl"],
+                          x=torch.zeros(5, 3, 4, 4, dtype=torch.uint8))
+    idt = SimpleNamespace(y=torch.tensor([0, 1, 2]), class_names=["dog", "cup", "car"],
+                          x=torch.ones(3, 3, 4, 4, dtype=torch.uint8))
+    world = SimpleNamespace(ood={"ninco": ood}, id_test=idt, num_classes=3)
+
+    def model(pred):
+        logits = np.eye(3)[pred]
+        return SimpleNamespace(features=lambda s: SimpleNamespace(logits=logits))
+
+    zoo = [model([0, 0, 1, 1, 1]), model([0, 2, 2, 1, 1])]  # fox -> dog 3 of 6, bowl -> cup 4 of 4
+    pc = pd.DataFrame([dict(dataset="ninco", method="msp", model=m, ood_class=c, fpr=f)
+                       for m, fs in (("a", (0.9, 0.2)), ("b", (0.7, 0.4))) for c, f in zip(["fox", "bowl"], fs)])
+    conf = hard_class_confusions(world, zoo, pc, k=2)
+    assert list(conf.ood_class) == ["fox", "bowl"] and list(conf.mean_fpr) == pytest.approx([80.0, 30.0])
+    assert list(conf.confused_with) == ["dog", "cup"] and list(conf.share) == pytest.approx([50.0, 100.0])
+    xs, titles = hard_class_gallery_images(world, conf, per_side=2)
+    assert xs.shape[0] == 6 and titles == ["OOD: fox"] * 2 + ["ID: dog"] + ["OOD: bowl"] * 2 + ["ID: cup"]
+    with pytest.raises(ValueError, match="no per-class rows"):
+        hard_class_confusions(world, zoo, pc, method="energy")
+
+
+def test_world_card_states_both_settings():
+    from types import SimpleNamespace
+
+    from repro.studies.ch3_ninco.report import world_card
+
+    world = SimpleNamespace(num_classes=10, id_train=list(range(6000)), source="generated", resolution=32)
+    zoo_tab = pd.DataFrame([dict(model="a", arch="resnet_t", recipe="sgd+aug", epochs=60, train_acc=99.5, test_acc=91.0),
+                            dict(model="b", arch="vit_t", recipe="adamw+aug", epochs=60, train_acc=97.0, test_acc=80.0)])
+    card = world_card(world, zoo_tab).set_index("")
+    assert "600 train images per class" in card.loc["ID data", "this world"]
+    assert card.loc["ID train accuracy", "this world"].startswith("97.0-99.5 %")
+    assert card.loc["ID test accuracy", "paper"].startswith("66.6-87.2 %")  # N-Tab. 8's top-1 accuracies
+    assert "60 epochs" in card.loc["training", "this world"]

@@ -479,7 +479,24 @@ def stage(profile: str, stage_dir: Path, results: Path | None = None, root: Path
     from repro.book.methods import methods_markdown
 
     _write_if_changed(methods_markdown(root), stage_dir / "methods.md")
+    stage_mathjax(stage_dir)
     return stage_dir
+
+
+def stage_mathjax(stage_dir: Path) -> Path:
+    """Copy MathJax 3's self-contained ``tex-svg.js`` (and its licence) into ``<stage>/_static/mathjax/``,
+    where ``book/_config.yml`` points ``mathjax_path``: the site renders formulas without network."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    base = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" if spec else None
+    if base is None or not (base / "es5" / "tex-svg.js").is_file():
+        raise FileNotFoundError("MathJax for the book is missing: `pip install django-static-mathjax==3.2.2.1` "
+                                "(a dependency of the `book` extra; `make install` installs it)")
+    dest = Path(stage_dir) / "_static" / "mathjax"
+    _copy_if_changed(base / "es5" / "tex-svg.js", dest / "tex-svg.js")
+    _copy_if_changed(base / "LICENSE", dest / "LICENSE")
+    return dest / "tex-svg.js"
 
 
 def build(stage_dir: Path, out_dir: Path, quiet: bool = True) -> Path:

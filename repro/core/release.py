@@ -161,18 +161,26 @@ def _dir_bytes(d: Path) -> int:
 
 def build(chapter: str, profile: str, runner: Callable[[], None], *, names: Iterable[str] | None = None,
           store: Path | None = None, seed: int = 0, device: str = "cpu", command: str = "",
-          budget_mb: float = BUDGET_MB, keep_tmp: bool = False) -> dict:
+          budget_mb: float = BUDGET_MB, keep_tmp: bool = False, work_dir: Path | str | None = None) -> dict:
     """Run ``runner()`` into an empty temporary cache with the store disabled, then copy the entries of
     ``names`` (default: the chapter's released families) into ``<store>/<chapter>/<profile>`` and write
     its manifest. Returns the manifest. Raises ValueError when the run produced none of the released
-    entries or the store would exceed ``budget_mb``."""
+    entries or the store would exceed ``budget_mb``.
+
+    ``work_dir``: a persistent working folder instead of the temporary one (kept afterwards), so that a
+    killed release resumes where it stopped: entries already computed there are keyed by the code that
+    made them, so only those of the current code are reused."""
     from repro.core import cache
     from repro.core.provenance import git_commit
 
     check_profile(profile)
     store = Path(store or store_root())
     names = list(names) if names is not None else families(chapter, store)
-    tmp = Path(tempfile.mkdtemp(prefix=f"repro-release-{chapter}-"))
+    if work_dir is not None:
+        tmp, keep_tmp = Path(work_dir).expanduser().resolve(), True
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=f"repro-release-{chapter}-"))
     saved = {k: os.environ.get(k) for k in ("REPRO_CACHE", NO_RELEASE_ENV)}
     os.environ["REPRO_CACHE"], os.environ[NO_RELEASE_ENV] = str(tmp / "cache"), "1"
     t0 = time.perf_counter()

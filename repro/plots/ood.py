@@ -11,7 +11,7 @@ import pandas as pd
 from repro.plots import PAGE_WIDTH_IN, PALETTE, figure_check
 
 __all__ = ["gallery", "contamination_gallery", "fpr_heatmap", "unit_test_grid", "contamination_plot", "method_ranking",
-           "fpr_cdf", "fpr_vs_accuracy"]
+           "fpr_cdf", "fpr_vs_accuracy", "ranking_bump"]
 
 
 def _gallery_demo():
@@ -278,4 +278,43 @@ def fpr_vs_accuracy(tab: pd.DataFrame, groups: pd.Series, methods: Sequence[str]
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(levels), 3), fontsize=10, bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def _ranks_demo():
+    rng = np.random.default_rng(0)
+    methods = ["msp", "maxlogit", "energy", "maha", "rmaha", "vim", "knn", "cosine", "kl_matching", "react", "rcos"]
+    sets = ["ninco", "near", "far", "pop_species (original)", "pop_textures (original)"]
+    return (pd.DataFrame({s: rng.permutation(len(methods)) + 1 for s in sets}, index=methods),)
+
+
+@figure_check(_ranks_demo)
+def ranking_bump(ranks: pd.DataFrame, reference: str = "ninco"):
+    """N-Fig. 8: each detector's rank (1 = best) on every OOD set (columns of ``ranks``, ``reference`` first),
+    one line per detector; the methods are named at both ends so the eye can follow a crossing."""
+    cols = [reference] + [c for c in ranks.columns if c != reference]
+    # ties drawn one above the other (in the table's method order), so no two names print on top of each other
+    r = ranks[cols].rank(method="first")
+    n = len(r)
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 0.32 * n + 1.9))
+    x = np.arange(len(cols))
+    for i, (m, row) in enumerate(r.iterrows()):
+        ax.plot(x, row.to_numpy(), marker="o", color=PALETTE[i % len(PALETTE)], ls="-" if i < len(PALETTE) else "--",
+                lw=1.6)
+        ax.text(-0.12, row.iloc[0], m, ha="right", va="center", fontsize=8, color=PALETTE[i % len(PALETTE)])
+        ax.text(len(cols) - 1 + 0.12, row.iloc[-1], m, ha="left", va="center", fontsize=8,
+                color=PALETTE[i % len(PALETTE)])
+    def label(c: str) -> str:  # "pop_inat_plants (original)" -> "inat plants\n(popular)"; the caption says "original"
+        c = c.replace(" (original)", "")
+        return (c[4:].replace("_", " ") + "\n(popular)") if c.startswith("pop_") else c.replace("_", " ")
+
+    ax.set_xticks(x, [label(c) for c in cols], fontsize=8)
+    ax.set_xlim(-1.3, len(cols) - 1 + 1.3)
+    ax.set_ylim(n + 0.5, 0.5)
+    ax.set_yticks(np.arange(1, n + 1))
+    ax.set_ylabel("rank of the detector (1 = lowest FPR)")
+    ax.grid(axis="y", alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
     return fig

@@ -268,6 +268,49 @@ def evaluate_zoo(world, zoo: Sequence, unit_imgs: dict, detectors: dict, contami
             "ood_sets": ood_sets, "flagged_sets": flagged, "skipped": skipped}
 
 
+def hard_class_confusions(world, zoo: Sequence, per_class: pd.DataFrame, method: str = "msp", k: int = 4,
+                          dataset: str = "ninco") -> pd.DataFrame:
+    """N-Fig. 4's content: the ``k`` OOD classes of ``dataset`` with the highest FPR of ``method`` (mean over the
+    zoo) and, for each, the ID class the zoo predicts most often for its images (majority over every model's
+    argmax; ``share`` = fraction of all (model, image) predictions that fall on it). Uses the cached logits."""
+    d = per_class[(per_class.dataset == dataset) & (per_class.method == method)]
+    if d.empty:
+        raise ValueError(f"no per-class rows for method {method!r} on {dataset!r}; methods: "
+                         f"{sorted(per_class.method.unique())}, sets: {sorted(per_class.dataset.unique())}")
+    hard = d.groupby("ood_class").fpr.mean().sort_values(ascending=False, kind="stable").head(int(k))
+    s = world.ood[dataset]
+    votes = np.zeros((len(s.class_names), world.num_classes), dtype=np.int64)
+    for z in zoo:
+        f = z.features(s) if callable(getattr(z, "features", None)) else None
+        if f is None:
+            raise ValueError("hard_class_confusions needs zoo models with cached features (ZooModel)")
+        pred = np.asarray(f.logits).argmax(1)
+        np.add.at(votes, (np.asarray(s.y), pred), 1)
+    id_names = list(world.id_test.class_names)
+    rows = []
+    for name, fpr in hard.items():
+        c = list(s.class_names).index(name)
+        j = int(votes[c].argmax())
+        rows.append(dict(ood_class=name, mean_fpr=100 * float(fpr), confused_with=id_names[j],
+                         share=100 * float(votes[c, j] / max(votes[c].sum(), 1)), images=int((s.y == c).sum())))
+    return pd.DataFrame(rows)
+
+
+def hard_class_gallery_images(world, confusions: pd.DataFrame, per_side: int = 4, dataset: str = "ninco"):
+    """Images for N-Fig. 4: per row, ``per_side`` images of a hard OOD class, then ``per_side`` images of the ID
+    class it is confused with; returns (uint8 [n, 3, H, W], titles)."""
+    import torch
+
+    s, idt = world.ood[dataset], world.id_test
+    xs, titles = [], []
+    for r in confusions.itertuples():
+        o = torch.nonzero(s.y == list(s.class_names).index(r.ood_class)).flatten()[:per_side]
+        i = torch.nonzero(idt.y == list(idt.class_names).index(r.confused_with)).flatten()[:per_side]
+        xs += [s.x[o], idt.x[i]]
+        titles += [f"OOD: {r.ood_class}"] * len(o) + [f"ID: {r.confused_with}"] * len(i)
+    return torch.cat(xs), titles
+
+
 # --------------------------------------------------------------------------- the run plan
 @dataclass
 class ZooPlan:

@@ -34,4 +34,4 @@ def zoo_model(profile: str, seed: int, index: int, device: str = "auto") -> dict
     from repro.studies.ch3_ninco.experiment import train_zoo
 
     z = train_zoo(_plan(profile, seed), device=pick(device), progress=False, index=index)[0]
-    return {"name": z.name, "test_acc": float(z.test_acc)}
+    return {"name": z.name, "train_acc": float(z.train_acc), "test_acc": float(z.test_acc)}

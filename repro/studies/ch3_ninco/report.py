@@ -203,6 +203,67 @@ def world_sets_table(world) -> pd.DataFrame:
                          for k, v in sets.items()])
 
 
+def ranking_by_dataset(summary: pd.DataFrame, cleaning: pd.DataFrame, methods) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """N-Fig. 8's content: each detector's rank (1 = lowest FPR, of the FPR averaged over the zoo) on the NINCO
+    set and on every other OOD set of the world: the clean-set class means of ``summary`` and the original
+    (contaminated) popular-set analogues of ``cleaning``. Returns (method x dataset ranks, and one row per
+    dataset with Kendall's tau between its ranking and NINCO's, scipy's tau-b)."""
+    from scipy.stats import kendalltau
+
+    methods = list(methods)
+    fpr = {ds: g.groupby("method").mean_fpr.mean() for ds, g in summary.groupby("dataset", sort=False)}
+    if len(cleaning):
+        for ds, g in cleaning.groupby("set", sort=False):
+            fpr[f"{ds} (original)"] = g.groupby("method").fpr_original.mean()
+    if "ninco" not in fpr:
+        raise ValueError(f"no NINCO rows in the summary; datasets: {sorted(fpr)}")
+    wide = pd.DataFrame({ds: v.reindex(methods) for ds, v in fpr.items()})
+    ranks = wide.rank(axis=0, method="min")
+    taus = []
+    for ds in ranks.columns:
+        if ds == "ninco":
+            continue
+        t = kendalltau(ranks["ninco"], ranks[ds]).statistic
+        taus.append(dict(dataset=ds, kendall_tau_vs_ninco=float(t),
+                         best_on_set=str(wide[ds].idxmin()), best_on_ninco=str(wide["ninco"].idxmin())))
+    return ranks, pd.DataFrame(taus)
+
+
+def world_card(world, zoo_tab: pd.DataFrame, paper_table: str = "ninco_T8_models",
+               paper_acc_column: str = "top-1 acc.") -> pd.DataFrame:
+    """The paper's setting beside this world's, measured (chapters 3 and 4 share the world and the zoo).
+
+    ``paper_table``/``paper_acc_column``: the printed model table whose accuracies are quoted (N-Tab. 8 for
+    chapter 3, M-Tab. 4 for chapter 4)."""
+    from repro.reference import load_paper_table
+
+    t = load_paper_table(paper_table)
+    paper_acc = t[t.iloc[:, 0].astype(str).str.lower() != "average"][paper_acc_column].astype(float)
+    nc = world.num_classes
+    trained = zoo_tab[zoo_tab.epochs > 0] if "epochs" in zoo_tab else zoo_tab
+    rec = ", ".join(sorted(set(trained.recipe))) if len(trained) else "pretrained checkpoints"
+    epochs = sorted(set(int(e) for e in trained.epochs)) if "epochs" in trained and len(trained) else []
+
+    def rng(col):
+        v = zoo_tab[col].dropna() if col in zoo_tab else pd.Series(dtype=float)
+        return f"{v.min():.1f}-{v.max():.1f} % (median {v.median():.1f} %)" if len(v) else "not measured"
+
+    rows = [
+        ("ID data", "ImageNet-1k: 1000 classes, ~1,280 train images per class",
+         f"{world.source} world: {nc} classes, {len(world.id_train) // nc} train images per class"),
+        ("input resolution", "224-384 px (each checkpoint's own pipeline)", f"{world.resolution} px"),
+        ("models", f"{len(paper_acc)} released ImageNet checkpoints (ViT, DeiT3, Swin, ConvNeXt, EfficientNet, "
+                   "ResNet, ...)",
+         f"{len(zoo_tab)} models: " + ", ".join(sorted(set(zoo_tab.arch)))),
+        ("training", "converged checkpoints, each with its publisher's recipe (strong augmentation, long schedules)",
+         (f"trained here from scratch: {rec}; {'/'.join(map(str, epochs))} epochs" if epochs else rec)),
+        ("ID train accuracy", "not reported (converged checkpoints)", rng("train_acc")),
+        ("ID test accuracy", f"{paper_acc.min():.1f}-{paper_acc.max():.1f} % (median {paper_acc.median():.1f} %)",
+         rng("test_acc")),
+    ]
+    return pd.DataFrame(rows, columns=["", "paper", "this world"])
+
+
 def world_text(world, unit_imgs: dict) -> str:
     """One sentence on the world: source, resolution, the NINCO (analogue) class sizes, unit tests."""
     counts = list(world.ood["ninco"].per_class().values())
@@ -236,11 +297,12 @@ def ninco_class_size_table(world) -> pd.DataFrame:
 
 
 def zoo_table(zoo) -> pd.DataFrame:
-    """One row per zoo model: architecture, recipe, epochs, parameters, ID test accuracy (%)."""
+    """One row per zoo model: architecture, recipe, epochs, parameters, ID train accuracy (%, clean training
+    images; NaN for pretrained checkpoints) and ID test accuracy (%)."""
     return pd.DataFrame([dict(model=z.name, arch=z.entry.arch, recipe=z.entry.recipe,
                               epochs=0 if z.entry.pretrained else z.entry.epochs,
                               params=sum(p.numel() for p in z.model.parameters()),
-                              test_acc=100 * z.test_acc) for z in zoo])
+                              train_acc=100 * z.train_acc, test_acc=100 * z.test_acc) for z in zoo])
 
 
 def ninco_mean_fpr_table(summary: pd.DataFrame, zoo_tab: pd.DataFrame, detectors) -> pd.DataFrame:

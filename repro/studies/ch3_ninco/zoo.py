@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from repro.core.cache import fingerprint, get_or_compute
+from repro.studies.ch3_ninco.zoo_train import RECIPE_KEYS
 
 log = logging.getLogger("repro.studies.ch3_ninco.zoo")
 
@@ -46,8 +47,7 @@ __all__ = ["ZooEntry", "ZooModel", "zoo_entries", "train_zoo_model", "trained_zo
            "data_config", "input_mismatch", "check_input_pipeline", "CropResizeNormalize", "ZOO_VERSION"]
 
 ZOO_VERSION = "1"
-_RECIPE_KEYS = ("optimizer", "lr", "epochs", "weight_decay", "augment", "label_smoothing", "mixup_alpha",
-                "batch_size", "warmup_epochs")
+_RECIPE_KEYS = RECIPE_KEYS  # the name the appendix study imports
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ class ZooModel:
     spec: dict
     history: list = field(default_factory=list)
     transform: Optional[object] = None
+    #: accuracy on the un-augmented ID training images (NaN for pretrained entries: their train set is not ours)
+    train_acc: float = float("nan")
 
     def features(self, data, device=None, progress: bool = False, batch_size: int = 256):
         """Cached pre-logit features/logits/head of ``data`` with this model's own input transform."""
@@ -310,7 +312,6 @@ def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress
     (no training); their accuracy comes from the cached ID-test logits.
     """
     from repro.models import build_from_spec, model_spec
-    from repro.train.loop import evaluate, train_classifier
 
     nc = world.num_classes
     if entry.pretrained:
@@ -326,24 +327,23 @@ def train_zoo_model(world, entry: ZooEntry, seed: int = 0, device=None, progress
     spec = model_spec(entry.arch, nc, **entry.model_kwargs)
 
     def compute():
-        torch.manual_seed(int(seed))
-        model = build_from_spec(spec)
-        recipe = {k: getattr(entry, k) for k in _RECIPE_KEYS}
-        hist = train_classifier(model, world.id_train.x, world.id_train.y, seed=int(seed), device=device,
-                                progress=progress, desc=entry.name, **recipe)["history"]
-        acc = evaluate(model, world.id_test.x, world.id_test.y, device=device)["accuracy"]
-        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return {"state_dict": sd, "spec": spec, "test_acc": float(acc), "history": hist}
+        from repro.studies.ch3_ninco.zoo_train import train_entry
+
+        return train_entry(spec, {k: getattr(entry, k) for k in RECIPE_KEYS}, world.id_train.x, world.id_train.y,
+                           world.id_test.x, world.id_test.y, seed=int(seed), device=device, progress=progress,
+                           desc=entry.name)
 
     # the model depends on the ID training images only (its reported accuracy on the ID test set):
     # changing the OOD sets of the world must not retrain the zoo
     params = {"id_train": fingerprint(world.id_train), "id_test": fingerprint(world.id_test),
               "entry": _entry_params(entry), "seed": int(seed)}
-    d = get_or_compute("zoo_model", params, compute, version=ZOO_VERSION)
+    # keyed by the training code only (zoo_train: models + training loop), not by this module's feature access
+    d = get_or_compute("zoo_model", params, compute, version=ZOO_VERSION, code="repro.studies.ch3_ninco.zoo_train")
     model = build_from_spec(d["spec"])
     model.load_state_dict(d["state_dict"])
     model.eval()
-    return ZooModel(entry.name, model, d["test_acc"], entry, d["spec"], d["history"])
+    return ZooModel(entry.name, model, d["test_acc"], entry, d["spec"], d["history"],
+                    train_acc=float(d.get("train_acc", float("nan"))))
 
 
 def trained_zoo(world, entries, seed: int = 0, device=None, progress: bool = True) -> list[ZooModel]:
@@ -352,6 +352,7 @@ def trained_zoo(world, entries, seed: int = 0, device=None, progress: bool = Tru
     out = []
     for e in entries:
         zm = train_zoo_model(world, e, seed=seed, device=device, progress=progress)
-        log.info("zoo %s (%s, %s): test accuracy %.3f", e.name, e.arch, e.recipe, zm.test_acc)
+        log.info("zoo %s (%s, %s): train accuracy %.3f, test accuracy %.3f", e.name, e.arch, e.recipe,
+                 zm.train_acc, zm.test_acc)
         out.append(zm)
     return out

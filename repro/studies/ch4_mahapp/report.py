@@ -36,10 +36,20 @@ NEAR_BEST_POINTS = 2.0
 NORM_CV_MIN = 0.01
 
 def zoo_table(zoo, feats: Mapping[str, dict]) -> pd.DataFrame:
-    """One row per zoo model: name, architecture, recipe, feature dimension, ID test accuracy (%)."""
+    """One row per zoo model: name, architecture, recipe, feature dimension, ID train accuracy (%, clean
+    training images; NaN for pretrained checkpoints) and ID test accuracy (%)."""
     return pd.DataFrame([dict(model=zm.name, arch=zm.entry.arch, recipe=zm.entry.recipe,
+                              epochs=0 if zm.entry.pretrained else zm.entry.epochs,
                               feature_dim=feats[zm.name]["train"].features.shape[1],
+                              train_acc=round(100 * getattr(zm, "train_acc", float("nan")), 1),
                               test_acc=round(100 * zm.test_acc, 1)) for zm in zoo])
+
+
+def world_card(world, zoo_tab: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 3's world card (the same world and zoo) with the accuracies of M-Tab. 4's 44 checkpoints."""
+    from repro.studies.ch3_ninco.report import world_card as _card
+
+    return _card(world, zoo_tab, paper_table="mpp_T4_openood_avg_fpr_44models", paper_acc_column="Val Acc")
 
 
 def _with_average(t: pd.DataFrame) -> pd.DataFrame:
