@@ -127,13 +127,22 @@ def delta_fpr_bars(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label:
     return fig
 
 
+def _norm_score_demo():
+    rng = np.random.default_rng(0)
+    return ({f"resnet-sgd: {m}": dict(norm_id=rng.gamma(9, 1, 500), dist_id=rng.gamma(20, 1, 500),
+                                      norm_ood=rng.gamma(7, 1, 500), dist_ood=rng.gamma(25, 1, 500), threshold=30.0)
+             for m in ("Mahalanobis", "Mahalanobis++")},)
+
+
+@figure_check(_norm_score_demo)
 def norm_vs_score(panels: dict, max_points: int = 3000, seed: int = 0):
     """Feature norm vs Mahalanobis distance for ID and OOD test samples (Fig. 4.3 / M-Fig. 5, 7).
 
     ``panels``: title -> dict(norm_id, dist_id, norm_ood, dist_ood); the y-axis is the distance
     min_c d(x, mu_c) = -s (large = more OOD), the x-axis the unnormalised norm."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    # at most the page width: wider figures are scaled down and their 8 pt legend becomes unreadable
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(PAGE_WIDTH_IN, 3.3 * len(panels)), 3.4), squeeze=False)
     for ax, (title, p) in zip(axes[0], panels.items()):
         for key, color, name in (("id", BLUE, "ID test"), ("ood", ORANGE, "OOD")):
             nx, dy = np.asarray(p[f"norm_{key}"]), np.asarray(p[f"dist_{key}"])
