@@ -142,6 +142,9 @@ def _cmd_release(args) -> int:
     def runner():
         import tempfile
 
+        if args.work:  # keep the executed notebook, tables and claims of the release run beside its cache
+            book.execute(nb, args.profile, seed=args.seed, device=args.device, results=Path(args.work) / "results")
+            return
         with tempfile.TemporaryDirectory(prefix="repro-release-results-") as res:
             book.execute(nb, args.profile, seed=args.seed, device=args.device, results=Path(res))
 
@@ -195,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--profile", default="cpu", choices=PROFILES)
     rl.add_argument("--seed", type=int, default=0)
     rl.add_argument("--device", default="cpu", help="cpu (default: bit-reproducible) | auto | cuda | cuda:N")
-    rl.add_argument("--work", default=None, help="persistent working folder (kept): a killed release rerun with the "
-                    "same --work resumes where it stopped (default: a temporary folder, removed afterwards)")
+    rl.add_argument("--work", default=None, help="persistent working folder (kept): its cache/ lets a killed release rerun with "
+                    "the same --work resume where it stopped, its results/ keeps the run's executed notebook and "
+                    "tables (default: a temporary folder, removed afterwards)")
     rl.add_argument("--list", action="store_true", help="list the releases in the store")
     rl.add_argument("--check", action="store_true", help="exit 1 when a release is stale, missing or damaged")
     rl.set_defaults(fn=_cmd_release)
