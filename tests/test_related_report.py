@@ -95,3 +95,75 @@ def test_maha_pp_comparison_and_overview():
     assert ov.fpr.between(0, 100).all()
     w = wide_fpr(_l2(80.0, 30.0)["table"])
     assert w.loc[("m1", "l2-trained"), "feature_norm"] == pytest.approx(30.0)
+
+
+# ------------------------------------------------------------------------------------------ world card
+def _world(n_classes=2, per_class=8):
+    import types
+
+    return types.SimpleNamespace(num_classes=n_classes, id_train=list(range(n_classes * per_class)), resolution=32,
+                                 source="generated", ood={"ninco": list(range(5)), "far": list(range(3)),
+                                                          "unused": [0]})
+
+
+_CARD_CFG = {"ood_sets": ["ninco", "far"],
+             "l2": {"models": [{"name": "m1", "arch": "convnext_t", "optimizer": "adamw", "epochs": 3}], "scale": 1.0},
+             "unleashing": {"model": {"name": "u", "arch": "convnext_t", "optimizer": "adamw", "epochs": 10},
+                            "keep": 0.975, "finetune": {"epochs": 2}},
+             "setar": {"models": [{"name": "s", "arch": "vit_t", "optimizer": "adamw", "epochs": 1}],
+                       "candidates": [0.0, 0.05, 0.4]}}
+
+
+def _card_row(card, aspect):
+    return card.set_index("aspect")["this world"][aspect]
+
+
+def test_world_card_rows_and_values():
+    from repro.studies.appendix_related.report import world_card
+
+    um = _um(50.0, 40.0, 45.0)
+    um["curve"] = pd.DataFrame({"epoch": [9, 10, 10], "train_loss": [0.5, 0.25, 0.25]})
+    card = world_card(_world(), _CARD_CFG, None, l2=_l2(80.0, 30.0, acc_l2=78.31), um=um, st=_st(60.0, 55.0))
+    assert list(card.columns) == ["aspect", "paper", "this world"]
+    assert list(card["aspect"]) == ["ID data", "OOD sets", "l2 training (Haas et al.): models", "l2 training: ID test accuracy",
+                              "Unleashing Mask (Zhu et al.): model", "Unleashing Mask: ID accuracy",
+                              "SeTAR (Li et al.): models", "SeTAR: ID test accuracy", "ID train accuracy"]
+    assert _card_row(card, "ID data") == "chapter 3's generated world: 2 classes, 8 train images per class, 32 px"
+    assert _card_row(card, "OOD sets") == "ninco (5 images), far (3 images)"
+    assert "m1 (convnext_t, adamw, 3 epochs)" in _card_row(card, "l2 training (Haas et al.): models")
+    assert _card_row(card, "l2 training: ID test accuracy") == "m1: 80.0 % conventional, 78.3 % l2-trained"
+    um_model = _card_row(card, "Unleashing Mask (Zhu et al.): model")
+    assert "10 epochs trained here" in um_model and "2 epochs" in um_model and "keep 97.5 %" in um_model
+    assert _card_row(card, "Unleashing Mask: ID accuracy") == ("80.0 % final model; 79.0 % after UM; training loss 0.250 "
+                                                               "at the last epoch")
+    assert "s (vit_t, adamw, 1 epoch); ratio candidates 0-40 % (3 values)" == _card_row(card, "SeTAR (Li et al.): models")
+    assert _card_row(card, "SeTAR: ID test accuracy") == "s: 70.0 % vanilla, 69.5 % SeTAR"
+    assert _card_row(card, "ID train accuracy") == "not measured"
+    paper = card.set_index("aspect")["paper"]
+    assert "60-350 epochs" in paper["l2 training (Haas et al.): models"]
+    assert "DenseNet-101, 100 epochs" in paper["Unleashing Mask (Zhu et al.): model"]
+    assert "CLIP ViT-B/16" in paper["SeTAR (Li et al.): models"] and "Swin-base" in paper["SeTAR (Li et al.): models"]
+
+
+def test_world_card_nan_and_missing_read_not_measured():
+    import types
+
+    from repro.studies.appendix_related.report import world_card
+
+    l2 = _l2(80.0, 30.0)
+    l2["acc"]["test_acc"] = float("nan")
+    um = _um(50.0, 40.0, 45.0)
+    um["summary"]["test_acc"] = float("nan")
+    um["epochs"] = float("nan")
+    card = world_card(_world(), _CARD_CFG, None, l2=l2, um=um, st={"acc": pd.DataFrame()})
+    for aspect in ("l2 training: ID test accuracy", "Unleashing Mask: ID accuracy", "SeTAR: ID test accuracy",
+                   "ID train accuracy"):
+        assert _card_row(card, aspect) == "not measured"
+    assert "not measured" in _card_row(card, "Unleashing Mask (Zhu et al.): model")
+    # nothing run, nothing configured, an empty benchmark: every measured cell says so, the paper column stays
+    empty = world_card(types.SimpleNamespace(), {}, None)
+    assert (empty["this world"] == "not measured").all()
+    assert empty["paper"].str.len().gt(10).all()
+    # a chapter 3 model name without chapter 3's profile cannot be resolved: not measured, no crash
+    named = world_card(_world(), {**_CARD_CFG, "l2": {"models": ["resnet-sgd"]}}, None, l2=_l2(80.0, 30.0))
+    assert _card_row(named, "l2 training (Haas et al.): models") == "not measured"

@@ -184,7 +184,7 @@ def test_world_card_states_both_settings():
     world = SimpleNamespace(num_classes=10, id_train=list(range(6000)), source="generated", resolution=32)
     zoo_tab = pd.DataFrame([dict(model="a", arch="resnet_t", recipe="sgd+aug", epochs=60, train_acc=99.5, test_acc=91.0),
                             dict(model="b", arch="vit_t", recipe="adamw+aug", epochs=60, train_acc=97.0, test_acc=80.0)])
-    card = world_card(world, zoo_tab).set_index("")
+    card = world_card(world, zoo_tab).set_index("aspect")
     assert "600 train images per class" in card.loc["ID data", "this world"]
     assert card.loc["ID train accuracy", "this world"].startswith("97.0-99.5 %")
     assert card.loc["ID test accuracy", "paper"].startswith("66.6-87.2 %")  # N-Tab. 8's top-1 accuracies

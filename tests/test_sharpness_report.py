@@ -461,3 +461,78 @@ def test_tau_noise_columns_and_decided_sign():
     assert t.tau_within_noise.iloc[0] == pytest.approx(zoo.tau_noise_level(3))
     assert zoo.decided_sign(0.5, 30) == 1 and zoo.decided_sign(-0.5, 30) == -1 and zoo.decided_sign(0.2, 30) == 0
     assert zoo.decided_sign(float("nan"), 30) == 0 and zoo.decided_sign(0.9, 1) == 0
+
+
+# ----------------------------------------------------------------------------- world card
+_CARD_ROWS = ["data", "models", "training", "augmentation", "seeds", "train-error filter", "train error",
+              "test error (clean)", "test error (corrupted)", "sharpness points"]
+
+
+def _card_inputs():
+    """A 4-model zoo: two kept, one above the train-error filter, one diverged (NaN errors)."""
+    nan = float("nan")
+    zdf = pd.DataFrame(dict(index=range(4), lr=[0.05, 0.1, 0.2, 0.4], augment=[True, False, True, False],
+                            mixup=[False, False, True, True], sam_rho=[0.0, 0.05, 0.1, 0.0], group="g",
+                            train_err=[0.01, 0.03, 0.2, nan], test_err=[0.3, 0.35, 0.5, nan],
+                            shift_err=[0.6, 0.62, 0.7, nan], diverged=[False, False, False, True]))
+    zdf[f"{MAIN_DEFINITION}@0.001"] = [0.1, 0.2, nan, nan]
+    zdf["kept"] = zoo.keep_mask(zdf, 0.05)
+    cfg = dict(train_err_max=0.05, zoo=dict(n_models=4, arch="resnet_t", lr_range=[0.02, 0.5]),
+               train=dict(epochs=30, batch_size=32, weight_decay=0.0005, momentum=0.9, schedule="cyclic"),
+               shift=dict(severity=5, names=["gaussian_noise", "contrast"]),
+               sharpness=dict(n_points=64, m=32, steps=10, n_samples=20))
+    data = dict(x_train=torch.zeros(300, 3, 16, 16, dtype=torch.uint8), x_test=torch.zeros(1000, 3, 16, 16),
+                x_shift=torch.zeros(2000, 3, 16, 16), num_classes=10)
+    spec = dict(name="resnet_t", num_classes=10, kwargs={})
+    entries = [dict(spec=spec, history=[{}] * (0 if i == 3 else 30), diverged=i == 3, hparams=dict(seed=i))
+               for i in range(4)]
+    return zdf, cfg, data, entries
+
+
+def test_world_card_measures_the_zoo():
+    from repro.models import build_from_spec
+
+    zdf, cfg, data, entries = _card_inputs()
+    card = report.world_card(zdf, cfg, data, entries)
+    assert list(card.columns) == ["aspect", "paper", "this world"] and list(card["aspect"]) == _CARD_ROWS
+    c = card.set_index("aspect")
+    n_params = sum(p.numel() for p in build_from_spec(entries[0]["spec"]).parameters())
+    assert report._n_params(entries[0]["spec"]) == n_params
+    assert c.loc["models", "this world"].startswith(f"4 resnet_t ({n_params:,} parameters each)")
+    w = c.loc["data", "this world"]
+    assert "10 classes, 300 train images (30 per class), 1,000 test images, 16 px" in w
+    assert "2,000 images (2 generated corruptions, severity 5)" in w
+    assert c.loc["training", "this world"].startswith("30 epochs, SGD (momentum 0.9, weight decay 0.0005), batch 32")
+    assert "LR log-uniform on [0.02, 0.5] (drawn: 0.05-0.4)" in c.loc["training", "this world"]
+    assert "SAM ρ 0 (2 models), 0.05 (1 model), 0.1 (1 model)" in c.loc["training", "this world"]
+    assert c.loc["augmentation", "this world"].startswith("crop + flip for 2 of 4 models, mixup (α = 0.5) for 2 of 4")
+    assert c.loc["seeds", "this world"] == "one run per sampled setting: 4 distinct seeds (0-3)"
+    # the chapter's precondition: the paper's 1 % filter beside how many models passed this world's
+    assert "≤ 1 %" in c.loc["train-error filter", "paper"]
+    assert c.loc["train-error filter", "this world"] == "train error ≤ 5 %: 2 of 4 models passed (1 diverged)"
+    assert c.loc["train error", "this world"] == "kept models: 1.0-3.0 % (mean 2.0 %); all models: 1.0-20.0 % (mean 8.0 %)"
+    assert c.loc["test error (clean)", "this world"].startswith("kept models: 30.0-35.0 % (mean 32.5 %)")
+    assert c.loc["test error (corrupted)", "this world"].startswith("kept models: 60.0-62.0 % (mean 61.0 %)")
+    assert c.loc["sharpness points", "this world"].endswith("measured on 2 models")
+    assert "200 epochs" in c.loc["training", "paper"] and "1024 training points" in c.loc["sharpness points", "paper"]
+
+
+def test_world_card_nan_and_empty_inputs_say_not_measured():
+    zdf, cfg, data, entries = _card_inputs()
+    nan_zoo = zdf.assign(train_err=float("nan"), test_err=float("nan"), shift_err=float("nan")).drop(columns="kept")
+    c = report.world_card(nan_zoo, cfg, data, entries).set_index("aspect")
+    for row in ("train error", "test error (clean)", "test error (corrupted)"):
+        assert c.loc[row, "this world"] == report.NOT_MEASURED
+    # without a kept column the profile's threshold decides: NaN train errors pass nothing
+    assert c.loc["train-error filter", "this world"].startswith("train error ≤ 5 %: 0 of 4 models passed")
+    empty = report.world_card(pd.DataFrame(), {}, None, None)
+    assert list(empty["aspect"]) == _CARD_ROWS
+    assert (empty["this world"] == report.NOT_MEASURED).all()
+    assert empty["paper"].str.len().gt(0).all()
+
+
+def test_pct_range_formats_for_people():
+    assert report.pct_range([0.62, 0.66, float("nan"), None]) == "62.0-66.0 % (mean 64.0 %)"
+    assert report.pct_range([0.5]) == "50.0 %"
+    assert report.pct_range([float("nan"), float("inf")]) == report.NOT_MEASURED
+    assert report.pct_range([]) == report.NOT_MEASURED

@@ -137,3 +137,69 @@ def test_relearning_claim_rejects_a_collapsed_model():
     r = R.claim_relearning(df)
     assert r["verdict"] == "partly reproduced" and "Rep 344 → 3" in r["reproduced"]
     assert R.claim_relearning(df.assign(Rep=[344, 353, 320, 300]))["verdict"] == "reproduced"
+
+
+# --------------------------------------------------------------------------- world card
+def _card_world(**base):
+    import types
+
+    import torch
+
+    model = torch.nn.Linear(4, 3)   # 15 parameters
+    model.config = types.SimpleNamespace(num_hidden_layers=2, hidden_size=4)
+    corpus = types.SimpleNamespace(
+        facts={"forget": [0] * 10, "retain": [0] * 20, "relearn": [0] * 5, "generic": [0] * 8},
+        topics={"forget": ["a", "b"]}, train_paraphrases=[1, 2], eval_paraphrases=[3, 4, 5], unknowable=["q"] * 7)
+    cfg = {"model": {"d_model": 4, "n_layers": 2}, "unlearn": {"steps": 15, "batch_size": 4},
+           "relearn": {"steps": 6, "lr": 0.001, "batch_size": 4}, "methods": {"jensun": {"lr": 0.002}}}
+    return types.SimpleNamespace(cfg=cfg, corpus=corpus, tokenizer=list(range(50)), base=model,
+                                 base_metrics={**BASE, **base}, pretrain_loss=[3.0, 2.0, 1.234],
+                                 judge_id={"class": "repro.unlearning.evaluation.MatchJudge"})
+
+
+def test_world_card_rows_and_values():
+    card = R.world_card(_card_world(J_W=80.0, standard=60.0, J_Avg=70.0, MC=90.0, Rep=400.0))
+    assert list(card.columns) == ["aspect", "paper", "this world"]
+    assert card["aspect"].iloc[0] == "base model's knowledge of the forget set (precondition)"
+    ours, paper = card.set_index("aspect")["this world"], card.set_index("aspect")["paper"]
+    assert ours.iloc[0] == ("knows 80 % of the forget facts (worst case J_W); 60 % single query; above the 50 % the "
+                            "training claims need")
+    assert paper.iloc[0].startswith("76 % worst case (J_W, Table 1)")
+    assert ours["base model's knowledge of the retain set"] == "70.0 % (J_Avg)"
+    assert paper["base model's knowledge of the retain set"] == "52.6 % (J_Avg, Table 1)"
+    assert ours["base model's utility"] == "MC probe 90.0 % (4-way, chance 25 %); Rep 400"
+    assert "Llama-3.2-3B-Instruct" in paper["base model"]
+    assert ours["base model"] == "Linear trained here from scratch: 2 layers, d = 4, 15 parameters; vocabulary 50 tokens"
+    assert ours["pretraining"] == "3 steps from scratch on the corpus (final training loss 1.23)"
+    assert ours["facts (forget set)"] == ("generated corpus of fictitious organisations: 10 forget / 20 retain facts on 2 "
+                                          "forget topics; 5 relearning facts, 8 generic facts")
+    assert "100 forget / 400 retain" in paper["facts (forget set)"]
+    assert ours["question forms"] == "1 canonical + 2 training paraphrases, 3 disjoint evaluation paraphrases"
+    assert ours["refusal / target string"] == "'No idea', also the answer to 7 unknowable questions in pretraining"
+    assert ours["judge"] == "answer matching (MatchJudge), not an LLM judge"
+    # 15 steps x batch 4 over 10 facts x 3 question forms = 2 epochs
+    assert ours["unlearning"].startswith("15 steps at batch 4 (≈ 2.0 epochs over the 30 forget samples")
+    assert "JensUn LR 0.002, λ_F = 0.5, λ_R = 0.5" in ours["unlearning"]
+    assert ours["benign relearning"] == "6 steps, LR 0.001, batch 4 on the 5 relearning facts"
+    assert "**Before unlearning, the base model knows 80 % of the forget facts**" in R.base_knowledge_text(
+        {"J_W": 80.0, "standard": 60.0})
+
+
+def test_world_card_nan_missing_and_below_precondition():
+    import types
+
+    card = R.world_card(_card_world(J_W=float("nan"), standard=float("nan"), J_Avg=float("nan"), MC=float("nan"),
+                                    Rep=float("nan")))
+    ours = card.set_index("aspect")["this world"]
+    for aspect in ("base model's knowledge of the forget set (precondition)", "base model's knowledge of the retain set",
+                   "base model's utility"):
+        assert ours[aspect] == "not measured"
+    low = R.world_card(_card_world(J_W=10.0, standard=5.0)).set_index("aspect")["this world"]
+    assert low.iloc[0].endswith("below the 50 % the training claims need")
+    assert "below the 50 %" in R.base_knowledge_text({"J_W": 10.0, "standard": 5.0})
+    assert "not measured" in R.base_knowledge_text({"J_W": float("nan")})
+    # an empty world: no crash, every measured cell but the (fixed) target string reads "not measured"
+    empty = R.world_card(types.SimpleNamespace())
+    assert len(empty) == 11 and empty["paper"].str.len().gt(10).all()
+    rest = empty[empty["aspect"] != "refusal / target string"]["this world"]
+    assert (rest == "not measured").all()

@@ -17,7 +17,7 @@ import pandas as pd
 from repro.reference import claims_frame, verdict_from
 
 __all__ = ["selection_table", "verdict_sentence", "appendix_claims", "l2_claims", "unleashing_claims", "setar_claims", "maha_pp_claim", "wide_fpr",
-           "overview_table"]
+           "overview_table", "world_card"]
 
 #: a gap smaller than this (FPR points) is read as "no difference" in the verdicts
 MIN_GAP = 1.0
@@ -320,3 +320,141 @@ def overview_table(l2: Optional[Mapping] = None, um: Optional[Mapping] = None, s
                     add(f"{m}: {det} (vanilla)", w.loc[(m, "vanilla"), det], "SeTAR")
                     add(f"{m}: {det} (SeTAR)", w.loc[(m, "SeTAR"), det], "SeTAR")
     return pd.DataFrame(rows, columns=["label", "fpr", "group"])
+
+
+# ------------------------------------------------------------------------------------------ world card
+_NM = "not measured"
+
+
+def _entries(cfg3: Optional[Mapping], items) -> list:
+    """Zoo entries of a study's model list (chapter 3 names need ``cfg3``); [] when they cannot be resolved."""
+    from repro.studies.appendix_related.experiment import select_entries
+
+    try:
+        return select_entries(dict(cfg3 or {}), list(items or []))
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def _n(k, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
+def _training(e) -> str:
+    return "pretrained checkpoint" if e.pretrained else f"{e.recipe}, {_n(e.epochs, 'epoch')}"
+
+
+def _models_text(entries, suffix: str = "") -> str:
+    if not entries:
+        return _NM
+    return "; ".join(f"{e.name} ({e.arch}, {_training(e)})" for e in entries) + suffix
+
+
+def _acc_text(acc: Optional[pd.DataFrame], variants) -> str:
+    """Per model: test accuracy (%) under each variant, e.g. "m: 80.1 % conventional, 79.0 % l2-trained"."""
+    if acc is None or not len(acc) or not {"model", "variant", "test_acc"} <= set(acc.columns):
+        return _NM
+    parts = []
+    for m, g in acc.groupby("model", sort=False):
+        vals = g.set_index("variant")["test_acc"]
+        cells = [f"{float(vals[v]):.1f} % {v}" for v in variants if v in vals.index and _finite(vals[v])]
+        if cells:
+            parts.append(f"{m}: " + ", ".join(cells))
+    return "; ".join(parts) or _NM
+
+
+def world_card(world, cfg: Mapping, cfg3: Optional[Mapping] = None, l2: Optional[Mapping] = None,
+               um: Optional[Mapping] = None, st: Optional[Mapping] = None) -> pd.DataFrame:
+    """The related papers' settings beside this world's, measured (columns "", "paper", "this world").
+
+    Paper values are quoted from the related papers in ``reference/related/`` (section and table given in
+    each cell): Haas et al. (TMLR 2024), Zhu et al. (ICML 2023), Li et al. (NeurIPS 2024). This world's
+    values come from the benchmark (``world``), the studies' results (``l2``, ``um``, ``st``; any may be
+    None when skipped) and the model lists of the profile (``cfg``, with chapter 3's profile ``cfg3``
+    resolving zoo names). Missing or NaN values read "not measured"."""
+    nc = getattr(world, "num_classes", None)
+    tr = getattr(world, "id_train", None)
+    if nc and tr is not None:
+        res = getattr(world, "resolution", None)
+        src = getattr(world, "source", "generated")
+        data = (f"chapter 3's {src} world: {nc} classes, {len(tr) // nc} train images per class"
+                + (f", {res} px" if res else ""))
+    else:
+        data = _NM
+    ood = dict(getattr(world, "ood", None) or {})
+    sets = [k for k in (cfg.get("ood_sets") or []) if k in ood]
+    ood_txt = ", ".join(f"{k} ({len(ood[k])} images)" for k in sets) if sets else _NM
+
+    # l2 training
+    lc = dict(cfg.get("l2") or {})
+    l2_models = _NM if l2 is None else _models_text(_entries(cfg3, lc.get("models")),
+                             "; trained twice (conventional = chapter 3's model, and l2-normalised, scale "
+                             f"{float(lc.get('scale', 1.0)):g})")
+    l2_acc = _acc_text(l2.get("acc") if l2 is not None else None, ("conventional", "l2-trained"))
+
+    # Unleashing Mask
+    uc = dict(cfg.get("unleashing") or {})
+    um_model, um_acc = _NM, _NM
+    if uc.get("model") and um is not None:
+        try:
+            from repro.studies.ch3_ninco.zoo import zoo_entries
+
+            e = zoo_entries([uc["model"]])[0]
+        except (ValueError, TypeError, KeyError):
+            e = None
+        if e is not None:
+            ep = um.get("epochs")
+            trained = f"{_n(int(ep), 'epoch')} trained here" if ep is not None and _finite(ep) else _NM
+            ft = dict(uc.get("finetune") or {})
+            keep = 100 * float(um.get("keep", uc.get("keep", 0.975)))
+            um_model = (f"{e.name} ({e.arch}, {e.recipe}), {trained}, a checkpoint per epoch; UM fine-tuning "
+                        f"{_n(ft.get('epochs', '?'), 'epoch')}, random masks keep {keep:.1f} %")
+    if um is not None:
+        s = um.get("summary")
+        parts = []
+        if s is not None and len(s) and {"stage", "test_acc"} <= set(s.columns):
+            for stage in ("final", "UM"):
+                v = s.loc[s.stage == stage, "test_acc"]
+                if len(v) and _finite(v.iloc[0]):
+                    parts.append(f"{float(v.iloc[0]):.1f} % {'final model' if stage == 'final' else 'after UM'}")
+        c = um.get("curve")
+        if c is not None and len(c) and {"epoch", "train_loss"} <= set(c.columns):
+            last = c.loc[c.epoch == c.epoch.max(), "train_loss"]
+            if len(last) and _finite(last.iloc[0]):
+                parts.append(f"training loss {float(last.iloc[0]):.3f} at the last epoch")
+        um_acc = "; ".join(parts) or _NM
+
+    # SeTAR
+    sc = dict(cfg.get("setar") or {})
+    cands = [float(x) for x in (sc.get("candidates") or [])]
+    grid = f"; ratio candidates {100 * min(cands):.0f}-{100 * max(cands):.0f} % ({len(cands)} values)" if cands else ""
+    st_models = _NM if st is None else _models_text(_entries(cfg3, sc.get("models")), grid)
+    st_acc = _acc_text(st.get("acc") if st is not None else None, ("vanilla", "SeTAR"))
+
+    train_accs = [f for f in (l2.get("acc") if l2 is not None else None, st.get("acc") if st is not None else None)
+                  if f is not None and "train_acc" in getattr(f, "columns", [])]
+    train_acc = _NM
+    if train_accs:
+        t = pd.concat(train_accs).drop(columns="test_acc", errors="ignore").rename(columns={"train_acc": "test_acc"})
+        train_acc = _acc_text(t, ("conventional", "l2-trained", "vanilla", "SeTAR"))
+
+    rows = [
+        ("ID data", "Haas et al.: CIFAR-10 (also CIFAR-100, TinyImageNet; Sec. 4, App. A); Zhu et al.: CIFAR-10/100 "
+                    "(Sec. 4.1); Li et al.: ImageNet-1k and Pascal-VOC (Sec. 4.1)", data),
+        ("OOD sets", "Haas et al.: SVHN, CIFAR-100, TinyImageNet (Tab. 4); Zhu et al.: Textures, Places365, SUN, LSUN, "
+                     "iNaturalist, SVHN (Sec. 4.1); Li et al.: iNaturalist, SUN, Places, Texture (Sec. 4.1)", ood_txt),
+        ("l2 training (Haas et al.): models", "ResNet18, ResNet50, VGG16 trained from scratch with SGD for 60-350 "
+                                              "epochs (CCTs: 300 epochs) (App. A, Tab. 4)", l2_models),
+        ("l2 training: ID test accuracy", "CIFAR-10, no-L2 -> L2: ResNet18 93.7 -> 92.6, ResNet50 93.8 -> 94.1, "
+                                          "VGG16 92.4 -> 92.0 % (Tab. 4)", l2_acc),
+        ("Unleashing Mask (Zhu et al.): model", "DenseNet-101, 100 epochs, SGD with cosine LR (App. G.1); mask ratio "
+                                                "97.5 % (CIFAR-10) / 97 % (CIFAR-100), read here as the share of "
+                                                "weights kept (App. G.10)",
+         um_model),
+        ("Unleashing Mask: ID accuracy", "CIFAR-10: 94.01 % final model, 92.80 % after UM (Tab. 1)", um_acc),
+        ("SeTAR (Li et al.): models", "pretrained CLIP ViT-B/16 (also CLIP-large and Swin-base, Tab. 8), "
+                                      "training-free; ratio candidates 0-40 % in 5 % steps (Sec. 4.1)", st_models),
+        ("SeTAR: ID test accuracy", "ImageNet-1k (CLIP-base): 64.07 % vanilla, 63.97 % SeTAR (Tab. 7)", st_acc),
+        ("ID train accuracy", "not reported (converged or pretrained models)", train_acc),
+    ]
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])

@@ -261,7 +261,7 @@ def world_card(world, zoo_tab: pd.DataFrame, paper_table: str = "ninco_T8_models
         ("ID test accuracy", f"{paper_acc.min():.1f}-{paper_acc.max():.1f} % (median {paper_acc.median():.1f} %)",
          rng("test_acc")),
     ]
-    return pd.DataFrame(rows, columns=["", "paper", "this world"])
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
 
 
 def world_text(world, unit_imgs: dict) -> str:

@@ -438,6 +438,161 @@ def dln_tau_display(dln_taus: dict) -> pd.DataFrame:
     return pd.DataFrame([dict(measure=lab, tau=dln_taus[k]) for k, lab in names.items() if k in dln_taus])
 
 
+NOT_MEASURED = "not measured"
+
+
+def _finite_values(values) -> pd.Series:
+    """The finite entries of ``values`` as floats (None, NaN, inf and non-numbers dropped)."""
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+    return v[np.isfinite(v)]
+
+
+def pct_range(values, scale: float = 100.0) -> str:
+    """``"62.1-64.0 % (mean 63.0 %)"`` of the finite ``values`` times ``scale`` (errors are fractions here),
+    one value as ``"63.0 %"``, none as "not measured"."""
+    v = _finite_values(values) * scale
+    if not len(v):
+        return NOT_MEASURED
+    if len(v) == 1:
+        return f"{v.iloc[0]:.1f} %"
+    return f"{v.min():.1f}-{v.max():.1f} % (mean {v.mean():.1f} %)"
+
+
+def _n_params(spec: dict | None) -> int | None:
+    """Trainable parameters of a model spec (built on PyTorch's meta device: no memory, no time)."""
+    if not spec:
+        return None
+    import torch
+
+    from repro.models import build_from_spec
+
+    with torch.device("meta"):
+        return int(sum(p.numel() for p in build_from_spec(spec).parameters()))
+
+
+def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: list | None = None) -> pd.DataFrame:
+    """The paper's setting (Sec. 8.3, App. H: the CIFAR-10 ResNet-18 zoo of Table 3) beside this run's world,
+    measured from the run's objects.
+
+    ``zdf``: the zoo frame of :func:`repro.studies.ch5_sharpness.experiment.run_study` (``train_err``,
+    ``test_err``, ``shift_err`` as fractions, ``diverged``, ``kept``, ``augment``, ``mixup``, ``lr``,
+    ``sam_rho`` and one ``definition@rho`` column per sharpness grid point); ``cfg``: the chapter profile;
+    ``data``: :func:`~repro.studies.ch5_sharpness.experiment.prepare_data`'s splits (sizes, resolution);
+    ``entries``: the trained zoo (parameter count, epochs run, seeds). A missing input, or a column that
+    is absent or all NaN, gives "not measured". Columns: "" (aspect), "paper", "this world"."""
+    zdf = zdf if zdf is not None else pd.DataFrame()
+    cfg = cfg or {}
+    n = len(zdf)
+    col = lambda c: zdf[c] if c in zdf else pd.Series(dtype=float)  # noqa: E731
+    diverged = (zdf["diverged"].fillna(False).astype(bool) if "diverged" in zdf
+                else pd.Series(False, index=zdf.index))
+    thr = cfg.get("train_err_max")
+    if "kept" in zdf:
+        kept_mask = zdf["kept"].fillna(False).astype(bool)
+    elif thr is not None and "train_err" in zdf:
+        kept_mask = ~diverged & (zdf["train_err"] <= thr)
+    else:
+        kept_mask = None
+    kept = zdf[kept_mask] if kept_mask is not None else zdf.iloc[:0]
+    zoo_cfg, train, sh = cfg.get("zoo") or {}, cfg.get("train") or {}, cfg.get("sharpness") or {}
+    src = (cfg.get("data") or {}).get("source", "world")
+
+    # data
+    if data and "x_train" in data:
+        k = int(data.get("num_classes") or 0)
+        n_tr, n_te = len(data["x_train"]), len(data.get("x_test", []))
+        shift = cfg.get("shift") or {}
+        corr = ("CIFAR-10-C" if shift.get("source") == "cifar10c" else
+                f"{len(shift.get('names') or [])} generated corruptions")
+        this_data = (f"{'generated world' if src == 'world' else src}: {k} classes, {n_tr:,} train images"
+                     + (f" ({n_tr // k} per class)" if k else "") + f", {n_te:,} test images, "
+                     f"{int(data['x_train'].shape[-1])} px; corrupted test set: {len(data.get('x_shift', [])):,} images "
+                     f"({corr}, severity {shift.get('severity', '?')})")
+    else:
+        this_data = NOT_MEASURED
+    # models
+    spec = entries[0].get("spec") if entries else None
+    if spec is None and zoo_cfg.get("arch") and data and data.get("num_classes"):
+        from repro.models import model_spec
+
+        spec = model_spec(zoo_cfg["arch"], int(data["num_classes"]), **(zoo_cfg.get("arch_kwargs") or {}))
+    p = _n_params(spec)
+    arch = (spec or {}).get("name") or zoo_cfg.get("arch", "?")
+    this_models = (f"{n} {arch}" + (f" ({p:,} parameters each)" if p else "") + ", trained here from scratch"
+                   if n else NOT_MEASURED)
+    # training
+    ep_run = sorted({len(e.get("history") or []) for e in (entries or []) if not e.get("diverged")} - {0})
+    epochs = "/".join(map(str, ep_run)) if ep_run else train.get("epochs", "?")
+    this_train = NOT_MEASURED
+    if n:
+        this_train = (f"{epochs} epoch{'' if str(epochs) == '1' else 's'}, SGD (momentum "
+                      f"{train.get('momentum', '?')}, weight decay {train.get('weight_decay', '?')}), batch "
+                      f"{train.get('batch_size', '?')}, {train.get('schedule', 'cosine')} schedule")
+        lrs = _finite_values(col("lr"))
+        if zoo_cfg.get("lr_range"):
+            lo, hi = zoo_cfg["lr_range"][:2]
+            this_train += f"; LR log-uniform on [{lo:g}, {hi:g}]"
+        if len(lrs):
+            this_train += f" (drawn: {lrs.min():.3g}-{lrs.max():.3g})"
+        rho_counts = _finite_values(col("sam_rho")).value_counts().sort_index()
+        if len(rho_counts):
+            this_train += "; SAM ρ " + ", ".join(f"{r:g} ({c} model{'s' if c != 1 else ''})"
+                                                 for r, c in rho_counts.items())
+    # augmentation
+    this_aug = NOT_MEASURED
+    if n and {"augment", "mixup"} <= set(zdf.columns):
+        this_aug = (f"crop + flip for {int(zdf.augment.astype(bool).sum())} of {n} models, mixup (α = 0.5) for "
+                    f"{int(zdf.mixup.astype(bool).sum())} of {n}; no RandAugment, no repeated augmentation")
+    # seeds
+    seeds = sorted({int(e["hparams"]["seed"]) for e in (entries or []) if "seed" in (e.get("hparams") or {})})
+    this_seeds = NOT_MEASURED
+    if seeds:
+        span = (f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+                else f"{seeds[0]} … {seeds[-1]}")
+        this_seeds = f"one run per sampled setting: {len(seeds)} distinct seeds ({span})"
+    # the train-error filter
+    if n and kept_mask is not None:
+        this_filter = (f"train error ≤ {100 * thr:g} %: {len(kept)} of {n} models passed" if thr is not None
+                       else f"{len(kept)} of {n} models passed") + f" ({int(diverged.sum())} diverged)"
+    else:
+        this_filter = NOT_MEASURED
+    # sharpness
+    sharp_cols = [c for c in zdf.columns if isinstance(c, str) and "@" in c]
+    n_sharp = int(zdf[sharp_cols].notna().any(axis=1).sum()) if sharp_cols else 0
+    this_sharp = NOT_MEASURED
+    if sh.get("n_points") and sh.get("m"):
+        nb = sh["n_points"] // sh["m"]
+        this_sharp = (f"{sh['n_points']} training points in {nb} batch{'' if nb == 1 else 'es'} (m = {sh['m']}), "
+                      f"{sh.get('steps', '?')} Auto-PGD steps, {sh.get('n_samples', '?')} noise draws; measured on "
+                      f"{n_sharp} models")
+
+    def err(c):
+        k_, a_ = pct_range(kept[c]) if c in kept else NOT_MEASURED, pct_range(col(c))
+        if k_ == NOT_MEASURED and a_ == NOT_MEASURED:
+            return NOT_MEASURED
+        return f"kept models: {k_}; all models: {a_}"
+
+    rows = [
+        ("data", "CIFAR-10 (10 classes, 32 px) training set; errors on its test set and on CIFAR-10-C "
+                 "(common corruptions; App. H)", this_data),
+        ("models", "200 ResNet-18 trained from scratch, and a second zoo of 200 SimpleViTs for Table 4 (App. H)",
+         this_models),
+        ("training", "200 epochs, SGD with momentum, linear warm-up over the first 40 % of the iterations then linear "
+                     "decay; LR log-uniform on [0.05, 5.0]; SAM ρ uniform in {0, 0.05, 0.1} (App. H)", this_train),
+        ("augmentation", "with probability ½ each: mixup (α = 0.5), and standard augmentation + RandAugment "
+                         "(N = 2, M = 14) with 2× repeated augmentation (App. H)", this_aug),
+        ("seeds", "one model per sampled hyperparameter setting (App. H)", this_seeds),
+        ("train-error filter", "only models with ≤ 1 % training error enter the correlations (App. H); this leaves "
+                               "more ResNets than ViTs, the counts are not stated", this_filter),
+        ("train error", "≤ 1 % for every model in the correlations (the filter)", err("train_err")),
+        ("test error (clean)", "not printed; plotted against sharpness in Fig. 5 and Figs. 33–44", err("test_err")),
+        ("test error (corrupted)", "CIFAR-10-C: not printed; plotted in Fig. 5 and Figs. 33–44", err("shift_err")),
+        ("sharpness points", "1024 training points in 8 batches (m = 128), 20 Auto-PGD steps, 100 noise draws for "
+                             "the average case (App. H)", this_sharp),
+    ]
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+
+
 def zoo_overview(zdf: pd.DataFrame) -> pd.DataFrame:
     """Per augment × mixup subgroup: models, diverged, kept, median LR and error ranges (kept models)."""
     rows = []

@@ -22,7 +22,7 @@ __all__ = ["paper_table1_wrn", "paper_gap_summary", "gap_with_se", "rho_shift", 
            "shared_grid", "runtime_points", "sharpness_summary", "verdict_accuracy", "verdict_direction", "claims_rows",
            "fmt_pm", "norm_fraction_table", "table1", "result_sentence", "arms_frame", "sparse_levels_frame",
            "fix_norm_frame", "paper_table5", "paper_table6", "seed_se", "verdict_sentence", "run_overview",
-           "why_direction"]
+           "why_direction", "world_card", "pct_range"]
 
 
 def seed_se(x) -> float:
@@ -149,6 +149,161 @@ def run_overview(plan: dict) -> pd.DataFrame:
                       plan["extra"].assign(stage="extra")], ignore_index=True)
     return runs.groupby(["stage", "variant", "mode", "label"], sort=False).agg(
         runs=("seed", "size"), test_acc=("test_acc", "mean"), train_time_s=("train_time", "sum")).reset_index()
+
+
+NOT_MEASURED = "not measured"
+
+
+def _finite_values(values) -> pd.Series:
+    """The finite entries of ``values`` as floats (None, NaN, inf and non-numbers dropped)."""
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+    return v[np.isfinite(v)]
+
+
+def pct_range(values, scale: float = 1.0) -> str:
+    """``"62.1-64.0 % (mean 63.0 %, 3 runs)"`` of the finite ``values`` times ``scale``; one value as
+    ``"63.0 % (1 run)"``; none as "not measured"."""
+    v = _finite_values(values) * scale
+    if not len(v):
+        return NOT_MEASURED
+    if len(v) == 1:
+        return f"{v.iloc[0]:.1f} % (1 run)"
+    return f"{v.min():.1f}-{v.max():.1f} % (mean {v.mean():.1f} %, {len(v)} runs)"
+
+
+def _frame(plan: dict, key: str) -> pd.DataFrame:
+    f = (plan or {}).get(key)
+    return f if isinstance(f, pd.DataFrame) else pd.DataFrame()
+
+
+def _arm(df: pd.DataFrame, variant: str | None = None, mode: str | None = None) -> pd.DataFrame:
+    """Rows of SGD (``variant=None``) or of SAM arm (variant, mode); empty when the columns are missing."""
+    if df.empty or not {"method", "variant", "mode"} <= set(df.columns):
+        return df.iloc[:0]
+    if variant is None:
+        return df[df.method == "sgd"]
+    return df[(df.method == "sam") & (df.variant == variant) & (df["mode"] == mode)]
+
+
+def _paper_test_acc() -> str:
+    """Sec. 8.4, Table 1's WRN-28 column (CIFAR-100, basic augmentation): SGD and the range of the SAM variants."""
+    t = load_paper_table("samon_T1_cifar100")
+    t = t[(t.aug == "basic") & (t.model == "WRN-28")]
+    acc = pd.to_numeric(t.acc_mean, errors="coerce")
+    sam = t.variant != "sgd"
+
+    def rng(mask):
+        v = acc[mask].dropna()
+        return ("–" if not len(v) else f"{v.iloc[0]:.2f} %" if len(v) == 1 else
+                f"{v.min():.2f}-{v.max():.2f} % (mean {v.mean():.2f} %)")
+    return (f"WRN-28, CIFAR-100, basic aug., mean over 3 seeds (Sec. 8.4, Table 1): SGD {rng(~sam)}; SAM-all "
+            f"{rng(sam & (t['mode'] == 'all'))}; SAM-ON {rng(sam & (t['mode'] == 'ON'))} "
+            f"({t[sam].variant.nunique()} SAM variants)")
+
+
+def world_card(plan: dict, data: dict | None, cfg: dict) -> pd.DataFrame:
+    """The paper's setting (Sec. 8.4: WRN-28-10 on CIFAR-100, Table 1 and Fig. 6.1) beside this run's world,
+    measured from the run's objects.
+
+    ``plan``: :func:`repro.studies.ch6_samon.experiment.run_plan`'s result (the ``grid``, ``main`` and
+    ``extra`` run frames with ``test_acc`` in %, ``best_rho``, and ``results`` whose ``history`` gives the
+    epochs run and the last epoch's training accuracy); ``data``: the splits of ``make_data`` (sizes,
+    resolution); ``cfg``: the chapter profile. A missing input, or values that are all NaN, give
+    "not measured". Columns: "" (aspect), "paper", "this world"."""
+    from repro.studies.ch6_samon.experiment import norm_counts
+
+    plan, cfg = plan or {}, cfg or {}
+    grid, main, extra = _frame(plan, "grid"), _frame(plan, "main"), _frame(plan, "extra")
+    results = plan.get("results") or {}
+    best = plan.get("best_rho") or {}
+    train = cfg.get("train") or {}
+    variants = list(cfg.get("variants") or [])
+
+    # data
+    this_data = NOT_MEASURED
+    if data and "x_train" in data:
+        k = int(data.get("num_classes") or 0)
+        src = "generated world (ID classes)" if "world" in cfg else str(cfg.get("dataset", "?"))
+        this_data = (f"{src}: {k} classes, {len(data['x_train']):,} train / {len(data.get('x_val', [])):,} "
+                     f"validation / {len(data.get('x_test', [])):,} test images, {int(data['x_train'].shape[-1])} px")
+    # models
+    n_runs = len(results) if results else len(grid) + len(main) + len(extra)
+    this_models = NOT_MEASURED
+    if cfg.get("model") and data and data.get("num_classes"):
+        n_norm, n_all = norm_counts(cfg["model"], int(data["num_classes"]))
+        this_models = (f"{cfg['model']}: {n_all:,} parameters, {n_norm:,} of them in normalization layers "
+                       f"({100 * (1 - n_norm / n_all):.2f} % sparsity); {n_runs} training runs")
+    # training: epochs as run (the histories), the rest as configured
+    ep_run = sorted({len(r.get("history") or []) for r in results.values()} - {0})
+    this_train = NOT_MEASURED
+    if n_runs:
+        epochs = "/".join(map(str, ep_run)) if ep_run else train.get("epochs", "?")
+        this_train = (f"{epochs} epoch{'' if str(epochs) == '1' else 's'}; {train.get('optimizer', 'sgd').upper()}, "
+                      f"lr {train.get('lr', '?')}, momentum {train.get('momentum', '?')}, weight decay "
+                      f"{train.get('weight_decay', '?')}, label smoothing {train.get('label_smoothing', 0)}, "
+                      f"{train.get('schedule', 'cosine')} schedule, batch {train.get('batch_size', '?')}")
+    this_aug = (NOT_MEASURED if not n_runs else
+                "basic (random crop + flip)" if train.get("augment") else "none")
+    # seeds
+    this_seeds = NOT_MEASURED
+    if "seed" in main and len(main):
+        seeds = sorted(int(s) for s in main.seed.dropna().unique())
+        per_arm = (main.groupby(["variant", "mode"], dropna=False).size() if {"variant", "mode"} <= set(main.columns)
+                   else pd.Series([len(main)]))
+        this_seeds = (f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); {per_arm.min()}"
+                      + (f"-{per_arm.max()}" if per_arm.max() != per_arm.min() else "") + " run(s) per arm")
+    # rho grid and selection
+    this_rho = NOT_MEASURED
+    if not grid.empty and {"variant", "mode", "rho"} <= set(grid.columns):
+        parts = []
+        for v in variants or list(dict.fromkeys(grid.variant)):
+            g = grid[grid.variant == v]
+            if not len(g):
+                continue
+            by_grid: dict = {}
+            for m in dict.fromkeys(g["mode"]):
+                by_grid.setdefault(tuple(sorted(g[g["mode"] == m].rho.unique())), []).append(m)
+            txt = "; ".join("{" + ", ".join(f"{r:g}" for r in rs) + "} for " + ", ".join(ms)
+                            for rs, ms in by_grid.items())
+            sel = [f"{m} {best[(v, m)]:g}" for m in dict.fromkeys(g["mode"]) if (v, m) in best]
+            parts.append(f"{v}: {txt}" + (f" → selected {', '.join(sel)}" if sel else ""))
+        gseeds = sorted(int(s) for s in grid.seed.dropna().unique()) if "seed" in grid else []
+        n_val = len((data or {}).get("x_val", []))
+        this_rho = ("; ".join(parts) + f" (grid on seed {', '.join(map(str, gseeds)) or '?'}; selected by mean "
+                    f"validation accuracy on {n_val:,} held-out images)")
+    # accuracies
+    last_train = [r["history"][-1].get("train_acc") for r in results.values() if r.get("history")]
+    this_train_acc = pct_range(last_train, scale=100.0)
+    if this_train_acc != NOT_MEASURED:
+        this_train_acc += ", last epoch, running accuracy on augmented training batches, every run"
+
+    def test_acc(df):
+        return pct_range(df.test_acc) if "test_acc" in df else NOT_MEASURED
+
+    accs = [("SGD", test_acc(_arm(main)))]
+    for mode, name in (("all", "SAM-all"), ("ON", "SAM-ON")):
+        sel = pd.concat([_arm(main, v, mode) for v in variants], ignore_index=True) if variants else main.iloc[:0]
+        accs.append((f"{name} ({len(variants)} variant{'s' if len(variants) != 1 else ''})", test_acc(sel)))
+    this_test = ("; ".join(f"{n}: {a}" for n, a in accs)
+                 if any(a != NOT_MEASURED for _, a in accs) else NOT_MEASURED)
+
+    rows = [
+        ("data", "CIFAR-100 (WRN-28 in Fig. 6.1 and Table 1) and CIFAR-10, 32 px (Sec. 8.4, Sec. 4.1 and App. A.1)",
+         this_data),
+        ("models", "WRN-28-10 (with RN-56 and ResNeXt-29-32x4d in Table 1); SAM-ON perturbs only its normalization "
+                   "parameters: 99.95 % sparsity (Sec. 8.4, Tables 5 and 12)", this_models),
+        ("training", "200 epochs; SGD, lr 0.1, momentum 0.9, weight decay 0.0005, label smoothing 0.1, cosine decay "
+                     "(Sec. 8.4, App. A.1)", this_train),
+        ("augmentation", "basic (random crop + flip), and basic + AutoAugment; compared here: basic (Sec. 8.4, "
+                         "App. A.1 and Table 1)", this_aug),
+        ("seeds", "3 seeds per configuration, mean ± std (Sec. 8.4, Sec. 4.1)", this_seeds),
+        ("ρ grid", "3-5 values per variant and mode (Sec. 8.4, Table 7; e.g. SAM, CIFAR-100 ResNets: all "
+                   "{0.05, 0.1, 0.5, 1}, ON {0.1, 0.5, 1, 5}), probed with RN-56 and the best fixed for the other "
+                   "models (Sec. 8.4, Sec. 4.1)", this_rho),
+        ("train accuracy", "not reported", this_train_acc),
+        ("test accuracy", _paper_test_acc(), this_test),
+    ]
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
 
 
 def norm_fraction_table(model_name: str) -> tuple[pd.DataFrame, tuple[int, int]]:

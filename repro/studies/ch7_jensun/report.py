@@ -437,6 +437,156 @@ def forget_samples_text(base: dict, n: int = 3) -> str:
         f"`{q}` → **{a}**" for q, a in base["forget_samples"][:n])
 
 
+def _pct(v, digits: int = 0) -> str | None:
+    return f"{float(v):.{digits}f} %" if _finite(v) else None
+
+
+def _base_min_jw() -> float:
+    import inspect
+
+    return float(inspect.signature(guard_base_knowledge).parameters["min_jw"].default)
+
+
+def base_knowledge_text(base: dict, paper_table: str = "jensun_T1_lkf_llama") -> str:
+    """One bold Markdown sentence on the chapter's precondition: how much of the forget set the base
+    model knows before unlearning (worst case J_W and single query), beside the paper's base model
+    ('Original' row of Table 1; single query: Figure 13)."""
+    from repro.reference import load_paper_table
+
+    orig = load_paper_table(paper_table).set_index("method").loc["Original"]
+    jw, sq = _pct((base or {}).get("J_W")), _pct((base or {}).get("standard"))
+    min_jw = _base_min_jw()
+    paper = (f"the paper's Llama-3.2-3B-Instruct knows {float(orig['J_W']):.0f} % in the worst case "
+             "(46 % single query; Table 1, Figure 13)")
+    if jw is None:
+        return (f"**Base-model knowledge of the forget facts: not measured.** For comparison, {paper}. The training "
+                f"claims need at least {min_jw:.0f} % (else they are not testable).")
+    ok = float(base["J_W"]) >= min_jw
+    return (f"**Before unlearning, the base model knows {jw} of the forget facts** (worst case J_W; single query "
+            f"{sq or 'not measured'}); {paper}. "
+            + (f"This is above the {min_jw:.0f} % the training claims need." if ok else
+               f"This is below the {min_jw:.0f} % the training claims need, so they are marked not testable."))
+
+
+def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
+    """The paper's setting beside this world's, measured from the run (columns "", "paper", "this world").
+
+    Paper values: Table 1 ('Original' row, read from ``paper_table``), Figure 13 (single query), Sec. 4.4
+    and App. A (LKF), App. B.1-B.5 (models, schedule, relearning) and Table 4 (JensUn's LR and λ's).
+    This world's values come from ``world`` (:class:`repro.studies.ch7_jensun.experiment.World`): the
+    base model's measured metrics, the corpus, the loaded model and the profile's unlearning and
+    relearning settings. Anything missing or NaN reads "not measured"."""
+    from repro.data.facts import REFUSAL
+    from repro.reference import load_paper_table
+
+    nm = "not measured"
+    orig = load_paper_table(paper_table).set_index("method").loc["Original"]
+    b = dict(getattr(world, "base_metrics", None) or {})
+    cfg = dict(getattr(world, "cfg", None) or {})
+    c = getattr(world, "corpus", None)
+    facts = dict(getattr(c, "facts", None) or {})
+    topics = dict(getattr(c, "topics", None) or {})
+    n = {k: len(v) for k, v in facts.items()}
+
+    def count(split):
+        return n.get(split, nm) if facts else nm
+
+    # the base model's knowledge: the chapter's precondition, first
+    jw, sq = _pct(b.get("J_W")), _pct(b.get("standard"))
+    min_jw = _base_min_jw()
+    knows = (f"knows {jw} of the forget facts (worst case J_W); {sq or nm} single query; "
+             + ("above" if float(b["J_W"]) >= min_jw else "below") + f" the {min_jw:.0f} % the training claims need"
+             if jw else nm)
+    retain = f"{_pct(b.get('J_Avg'), 1)} (J_Avg)" if _pct(b.get("J_Avg")) else nm
+    util = "; ".join(x for x in [f"MC probe {_pct(b.get('MC'), 1)} (4-way, chance 25 %)" if _pct(b.get("MC")) else "",
+                                 f"Rep {float(b['Rep']):.0f}" if _finite(b.get("Rep", float("nan"))) else ""] if x) or nm
+
+    # the base model
+    model = getattr(world, "base", None)
+    mcfg = dict(cfg.get("model") or {})
+    if model is None:
+        base_txt = nm
+    else:
+        params = sum(p.numel() for p in model.parameters())
+        mc = getattr(model, "config", None)
+        if mcfg.get("hf_id"):
+            base_txt = f"{mcfg['hf_id']} ({params / 1e9:.1f}B parameters), loaded with from_pretrained"
+        else:
+            arch = type(model).__name__
+            layers, width = getattr(mc, "num_hidden_layers", None), getattr(mc, "hidden_size", None)
+            shape = f"{layers} layer{'s' if layers != 1 else ''}, d = {width}, " if layers and width else ""
+            base_txt = f"{arch} trained here from scratch: {shape}{params:,} parameters"
+        tok = getattr(world, "tokenizer", None)
+        if tok is not None:
+            base_txt += f"; vocabulary {len(tok):,} tokens"
+    losses = [float(x) for x in (getattr(world, "pretrain_loss", None) or []) if _finite(x)]
+    pre = (f"{len(losses)} steps from scratch on the corpus (final training loss {losses[-1]:.2f})" if losses
+           else "loaded pretrained weights (no pretraining here)" if mcfg.get("hf_id") else nm)
+
+    # facts and question forms
+    src = "real LKF data" if type(c).__name__ == "LKFCorpus" else "generated corpus of fictitious organisations"
+    if facts:
+        nt = len(topics.get("forget", []))
+        fset = (f"{src}: {count('forget')} forget / {count('retain')} retain facts"
+                + (f" on {nt} forget topics" if nt else "")
+                + f"; {count('relearn')} relearning facts, {count('generic')} generic facts")
+    else:
+        fset = nm
+    ntr, nev = len(getattr(c, "train_paraphrases", []) or []), len(getattr(c, "eval_paraphrases", []) or [])
+    forms = f"1 canonical + {ntr} training paraphrases, {nev} disjoint evaluation paraphrases" if c is not None else nm
+    nunk = len(getattr(c, "unknowable", []) or [])
+    target = f"'{REFUSAL}'" + (f", also the answer to {nunk} unknowable questions in pretraining" if nunk else "")
+    jid = dict(getattr(world, "judge_id", None) or {})
+    judge = jid.get("class", nm).rsplit(".", 1)[-1]
+    if judge == "MatchJudge":
+        judge = "answer matching (MatchJudge), not an LLM judge"
+
+    # unlearning and relearning schedule (the profile's settings, i.e. what every run of this world uses)
+    u, r = dict(cfg.get("unlearn") or {}), dict(cfg.get("relearn") or {})
+    jm = dict((cfg.get("methods") or {}).get("jensun") or {})
+    if u.get("steps") and u.get("batch_size"):
+        sched = f"{u['steps']} steps at batch {u['batch_size']}"
+        n_samples = count("forget") * (1 + ntr) if isinstance(count("forget"), int) else 0
+        if n_samples:
+            sched += (f" (≈ {u['steps'] * u['batch_size'] / n_samples:.1f} epochs over the {n_samples} forget samples: "
+                      f"{count('forget')} facts × {1 + ntr} question forms)")
+        if jm.get("lr") is not None:
+            sched += f"; JensUn LR {float(jm['lr']):g}"
+        try:
+            from repro.unlearning import losses as L
+
+            lp = L.get(jm.get("loss", "jensun"), **dict(jm.get("kwargs") or {})).params()
+            if "lambda_f" in lp and "lambda_r" in lp:
+                sched += f", λ_F = {lp['lambda_f']:g}, λ_R = {lp['lambda_r']:g}"
+        except (KeyError, TypeError, ValueError):
+            pass
+    else:
+        sched = nm
+    relearn = (f"{r['steps']} steps, LR {float(r['lr']):g}, batch {r.get('batch_size', '?')} on the "
+               f"{count('relearn')} relearning facts" if r.get("steps") and r.get("lr") is not None else nm)
+
+    rows = [
+        ("base model's knowledge of the forget set (precondition)",
+         f"{float(orig['J_W']):.0f} % worst case (J_W, Table 1); 46 % single query (Figure 13)", knows),
+        ("base model's knowledge of the retain set", f"{float(orig['J_Avg']):.1f} % (J_Avg, Table 1)", retain),
+        ("base model's utility", f"MMLU {float(orig['MMLU']):.1f} %, Rep {float(orig['Rep']):.0f} (Table 1)", util),
+        ("base model", "Llama-3.2-3B-Instruct (Table 1); Phi-3 Mini-4K-Instruct, 3.8B, in Table 12 (App. B.1)",
+         base_txt),
+        ("pretraining", "the released instruct model; LKF's facts are assumed to be in its pretraining data "
+                        "(App. A.2)", pre),
+        ("facts (forget set)", "LKF: 100 forget / 400 retain QA pairs on 5 niche historical events (Sec. 4.4); "
+                               "200 disjoint relearning QA pairs (App. B.5)", fset),
+        ("question forms", "original + 5 training paraphrases (Sec. 5.1); 15 disjoint evaluation paraphrases (App. A.3)", forms),
+        ("refusal / target string", "'No idea' (Eq. 4, Sec. 3)", target),
+        ("judge", "Gemini-2.5-Flash LLM judge (Sec. 4.1)", judge),
+        ("unlearning", "10 epochs with 5 paraphrases, the 200-step run of Table 3 (App. B.2); JensUn LR 8e-6, "
+                       "λ_F = λ_R = 0.5 (Table 4)", sched),
+        ("benign relearning", "600 steps, LR 1e-5, effective batch 16 on the 200 relearning QA pairs (App. B.5)",
+         relearn),
+    ]
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+
+
 def relearning_wide(rel: pd.DataFrame) -> pd.DataFrame:
     """Table 3 layout: one row per method and quantity, one column per unlearning length."""
     cols = [c for c in ("J_W_unlearn", "J_W_relearn", "WR_proxy") if c in rel]
