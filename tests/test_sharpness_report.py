@@ -532,7 +532,9 @@ def test_world_card_nan_and_empty_inputs_say_not_measured():
 
 
 def test_pct_range_formats_for_people():
-    assert report.pct_range([0.62, 0.66, float("nan"), None]) == "62.0-66.0 % (mean 64.0 %)"
-    assert report.pct_range([0.5]) == "50.0 %"
-    assert report.pct_range([float("nan"), float("inf")]) == report.NOT_MEASURED
-    assert report.pct_range([]) == report.NOT_MEASURED
+    from repro.reference import pct_range  # the shared formatter, with the ch5 card's arguments (errors as fractions)
+
+    assert pct_range([0.62, 0.66, float("nan"), None], scale=100) == "62.0-66.0 % (mean 64.0 %)"
+    assert pct_range([0.5], scale=100) == "50.0 %"
+    assert pct_range([float("nan"), float("inf")], scale=100) == report.NOT_MEASURED
+    assert pct_range([], scale=100) == report.NOT_MEASURED

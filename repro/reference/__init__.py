@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 TABLE_DIR = Path(__file__).resolve().parent / "tables"
@@ -75,6 +76,36 @@ def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:
     if "why" in has_optional:
         df["why"] = df["why"].where(df["why"].notna(), "").astype(str)
     return df
+
+
+# --------------------------------------------------------------------------- world cards
+#: what a world card says where the run did not measure a value (a missing input, or only NaN)
+NOT_MEASURED = "not measured"
+WORLD_CARD_COLUMNS = ["aspect", "paper", "this world"]
+
+
+def world_card_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    """A chapter's world card: ``(aspect, paper, this world)`` rows, the paper's setting beside this run's."""
+    return pd.DataFrame(list(rows), columns=WORLD_CARD_COLUMNS)
+
+
+def finite_values(values) -> pd.Series:
+    """The finite entries of ``values`` as floats (None, NaN, inf and non-numbers dropped)."""
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+    return v[np.isfinite(v)]
+
+
+def pct_range(values, scale: float = 1.0, unit: str | None = None) -> str:
+    """``"62.1-64.0 % (mean 63.0 %)"`` of the finite ``values`` times ``scale``, one value as ``"63.0 %"``,
+    none as :data:`NOT_MEASURED`. ``unit`` (e.g. ``"run"``) adds the count: ``"(mean 63.0 %, 3 runs)"``,
+    ``"63.0 % (1 run)"``."""
+    v = finite_values(values) * scale
+    if not len(v):
+        return NOT_MEASURED
+    if len(v) == 1:
+        return f"{v.iloc[0]:.1f} %" + (f" (1 {unit})" if unit else "")
+    count = f", {len(v)} {unit}s" if unit else ""
+    return f"{v.min():.1f}-{v.max():.1f} % (mean {v.mean():.1f} %{count})"
 
 
 def with_claim_defaults(df: pd.DataFrame) -> pd.DataFrame:

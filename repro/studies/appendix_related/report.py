@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from repro.reference import claims_frame, verdict_from
+from repro.reference import NOT_MEASURED as _NM, claims_frame, verdict_from, world_card_frame
 
 __all__ = ["selection_table", "verdict_sentence", "appendix_claims", "l2_claims", "unleashing_claims", "setar_claims", "maha_pp_claim", "wide_fpr",
            "overview_table", "world_card"]
@@ -323,9 +323,6 @@ def overview_table(l2: Optional[Mapping] = None, um: Optional[Mapping] = None, s
 
 
 # ------------------------------------------------------------------------------------------ world card
-_NM = "not measured"
-
-
 def _entries(cfg3: Optional[Mapping], items) -> list:
     """Zoo entries of a study's model list (chapter 3 names need ``cfg3``); [] when they cannot be resolved."""
     from repro.studies.appendix_related.experiment import select_entries
@@ -365,7 +362,7 @@ def _acc_text(acc: Optional[pd.DataFrame], variants) -> str:
 
 def world_card(world, cfg: Mapping, cfg3: Optional[Mapping] = None, l2: Optional[Mapping] = None,
                um: Optional[Mapping] = None, st: Optional[Mapping] = None) -> pd.DataFrame:
-    """The related papers' settings beside this world's, measured (columns "", "paper", "this world").
+    """The related papers' settings beside this world's, measured (columns "aspect", "paper", "this world").
 
     Paper values are quoted from the related papers in ``reference/related/`` (section and table given in
     each cell): Haas et al. (TMLR 2024), Zhu et al. (ICML 2023), Li et al. (NeurIPS 2024). This world's
@@ -457,4 +454,4 @@ def world_card(world, cfg: Mapping, cfg3: Optional[Mapping] = None, l2: Optional
         ("SeTAR: ID test accuracy", "ImageNet-1k (CLIP-base): 64.07 % vanilla, 63.97 % SeTAR (Tab. 7)", st_acc),
         ("ID train accuracy", "not reported (converged or pretrained models)", train_acc),
     ]
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+    return world_card_frame(rows)

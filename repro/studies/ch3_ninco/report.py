@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from repro.reference import claims_frame, load_paper_table, verdict_from
+from repro.reference import NOT_MEASURED, claims_frame, load_paper_table, verdict_from, world_card_frame
 
 __all__ = ["PAPER_METHOD", "paper_beats_msp", "paper_mean_fpr", "ninco_claims"]
 
@@ -235,8 +235,6 @@ def world_card(world, zoo_tab: pd.DataFrame, paper_table: str = "ninco_T8_models
 
     ``paper_table``/``paper_acc_column``: the printed model table whose accuracies are quoted (N-Tab. 8 for
     chapter 3, M-Tab. 4 for chapter 4)."""
-    from repro.reference import load_paper_table
-
     t = load_paper_table(paper_table)
     paper_acc = t[t.iloc[:, 0].astype(str).str.lower() != "average"][paper_acc_column].astype(float)
     nc = world.num_classes
@@ -246,7 +244,7 @@ def world_card(world, zoo_tab: pd.DataFrame, paper_table: str = "ninco_T8_models
 
     def rng(col):
         v = zoo_tab[col].dropna() if col in zoo_tab else pd.Series(dtype=float)
-        return f"{v.min():.1f}-{v.max():.1f} % (median {v.median():.1f} %)" if len(v) else "not measured"
+        return f"{v.min():.1f}-{v.max():.1f} % (median {v.median():.1f} %)" if len(v) else NOT_MEASURED
 
     rows = [
         ("ID data", "ImageNet-1k: 1000 classes, ~1,280 train images per class",
@@ -261,7 +259,7 @@ def world_card(world, zoo_tab: pd.DataFrame, paper_table: str = "ninco_T8_models
         ("ID test accuracy", f"{paper_acc.min():.1f}-{paper_acc.max():.1f} % (median {paper_acc.median():.1f} %)",
          rng("test_acc")),
     ]
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+    return world_card_frame(rows)
 
 
 def world_text(world, unit_imgs: dict) -> str:

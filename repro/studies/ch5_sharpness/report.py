@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from repro.reference import claims_frame, verdict_from
+from repro.reference import NOT_MEASURED, claims_frame, finite_values, pct_range, verdict_from, world_card_frame
 
 from repro.sharpness.definitions import MAIN_DEFINITION
 
@@ -438,26 +438,6 @@ def dln_tau_display(dln_taus: dict) -> pd.DataFrame:
     return pd.DataFrame([dict(measure=lab, tau=dln_taus[k]) for k, lab in names.items() if k in dln_taus])
 
 
-NOT_MEASURED = "not measured"
-
-
-def _finite_values(values) -> pd.Series:
-    """The finite entries of ``values`` as floats (None, NaN, inf and non-numbers dropped)."""
-    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
-    return v[np.isfinite(v)]
-
-
-def pct_range(values, scale: float = 100.0) -> str:
-    """``"62.1-64.0 % (mean 63.0 %)"`` of the finite ``values`` times ``scale`` (errors are fractions here),
-    one value as ``"63.0 %"``, none as "not measured"."""
-    v = _finite_values(values) * scale
-    if not len(v):
-        return NOT_MEASURED
-    if len(v) == 1:
-        return f"{v.iloc[0]:.1f} %"
-    return f"{v.min():.1f}-{v.max():.1f} % (mean {v.mean():.1f} %)"
-
-
 def _n_params(spec: dict | None) -> int | None:
     """Trainable parameters of a model spec (built on PyTorch's meta device: no memory, no time)."""
     if not spec:
@@ -479,7 +459,7 @@ def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: 
     ``sam_rho`` and one ``definition@rho`` column per sharpness grid point); ``cfg``: the chapter profile;
     ``data``: :func:`~repro.studies.ch5_sharpness.experiment.prepare_data`'s splits (sizes, resolution);
     ``entries``: the trained zoo (parameter count, epochs run, seeds). A missing input, or a column that
-    is absent or all NaN, gives "not measured". Columns: "" (aspect), "paper", "this world"."""
+    is absent or all NaN, gives "not measured". Columns: "aspect", "paper", "this world"."""
     zdf = zdf if zdf is not None else pd.DataFrame()
     cfg = cfg or {}
     n = len(zdf)
@@ -528,13 +508,13 @@ def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: 
         this_train = (f"{epochs} epoch{'' if str(epochs) == '1' else 's'}, SGD (momentum "
                       f"{train.get('momentum', '?')}, weight decay {train.get('weight_decay', '?')}), batch "
                       f"{train.get('batch_size', '?')}, {train.get('schedule', 'cosine')} schedule")
-        lrs = _finite_values(col("lr"))
+        lrs = finite_values(col("lr"))
         if zoo_cfg.get("lr_range"):
             lo, hi = zoo_cfg["lr_range"][:2]
             this_train += f"; LR log-uniform on [{lo:g}, {hi:g}]"
         if len(lrs):
             this_train += f" (drawn: {lrs.min():.3g}-{lrs.max():.3g})"
-        rho_counts = _finite_values(col("sam_rho")).value_counts().sort_index()
+        rho_counts = finite_values(col("sam_rho")).value_counts().sort_index()
         if len(rho_counts):
             this_train += "; SAM ρ " + ", ".join(f"{r:g} ({c} model{'s' if c != 1 else ''})"
                                                  for r, c in rho_counts.items())
@@ -567,7 +547,7 @@ def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: 
                       f"{n_sharp} models")
 
     def err(c):
-        k_, a_ = pct_range(kept[c]) if c in kept else NOT_MEASURED, pct_range(col(c))
+        k_, a_ = pct_range(kept[c], scale=100) if c in kept else NOT_MEASURED, pct_range(col(c), scale=100)
         if k_ == NOT_MEASURED and a_ == NOT_MEASURED:
             return NOT_MEASURED
         return f"kept models: {k_}; all models: {a_}"
@@ -590,7 +570,7 @@ def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: 
         ("sharpness points", "1024 training points in 8 batches (m = 128), 20 Auto-PGD steps, 100 noise draws for "
                              "the average case (App. H)", this_sharp),
     ]
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+    return world_card_frame(rows)
 
 
 def zoo_overview(zdf: pd.DataFrame) -> pd.DataFrame:

@@ -16,13 +16,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from repro.reference import load_paper_table
+from repro.reference import NOT_MEASURED, load_paper_table, pct_range, world_card_frame
 
 __all__ = ["paper_table1_wrn", "paper_gap_summary", "gap_with_se", "rho_shift", "sparse_frame", "noise_sentence",
            "shared_grid", "runtime_points", "sharpness_summary", "verdict_accuracy", "verdict_direction", "claims_rows",
            "fmt_pm", "norm_fraction_table", "table1", "result_sentence", "arms_frame", "sparse_levels_frame",
            "fix_norm_frame", "paper_table5", "paper_table6", "seed_se", "verdict_sentence", "run_overview",
-           "why_direction", "world_card", "pct_range"]
+           "why_direction", "world_card"]
 
 
 def seed_se(x) -> float:
@@ -151,26 +151,6 @@ def run_overview(plan: dict) -> pd.DataFrame:
         runs=("seed", "size"), test_acc=("test_acc", "mean"), train_time_s=("train_time", "sum")).reset_index()
 
 
-NOT_MEASURED = "not measured"
-
-
-def _finite_values(values) -> pd.Series:
-    """The finite entries of ``values`` as floats (None, NaN, inf and non-numbers dropped)."""
-    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
-    return v[np.isfinite(v)]
-
-
-def pct_range(values, scale: float = 1.0) -> str:
-    """``"62.1-64.0 % (mean 63.0 %, 3 runs)"`` of the finite ``values`` times ``scale``; one value as
-    ``"63.0 % (1 run)"``; none as "not measured"."""
-    v = _finite_values(values) * scale
-    if not len(v):
-        return NOT_MEASURED
-    if len(v) == 1:
-        return f"{v.iloc[0]:.1f} % (1 run)"
-    return f"{v.min():.1f}-{v.max():.1f} % (mean {v.mean():.1f} %, {len(v)} runs)"
-
-
 def _frame(plan: dict, key: str) -> pd.DataFrame:
     f = (plan or {}).get(key)
     return f if isinstance(f, pd.DataFrame) else pd.DataFrame()
@@ -209,7 +189,7 @@ def world_card(plan: dict, data: dict | None, cfg: dict) -> pd.DataFrame:
     ``extra`` run frames with ``test_acc`` in %, ``best_rho``, and ``results`` whose ``history`` gives the
     epochs run and the last epoch's training accuracy); ``data``: the splits of ``make_data`` (sizes,
     resolution); ``cfg``: the chapter profile. A missing input, or values that are all NaN, give
-    "not measured". Columns: "" (aspect), "paper", "this world"."""
+    "not measured". Columns: "aspect", "paper", "this world"."""
     from repro.studies.ch6_samon.experiment import norm_counts
 
     plan, cfg = plan or {}, cfg or {}
@@ -273,12 +253,12 @@ def world_card(plan: dict, data: dict | None, cfg: dict) -> pd.DataFrame:
                     f"validation accuracy on {n_val:,} held-out images)")
     # accuracies
     last_train = [r["history"][-1].get("train_acc") for r in results.values() if r.get("history")]
-    this_train_acc = pct_range(last_train, scale=100.0)
+    this_train_acc = pct_range(last_train, scale=100.0, unit="run")
     if this_train_acc != NOT_MEASURED:
         this_train_acc += ", last epoch, running accuracy on augmented training batches, every run"
 
     def test_acc(df):
-        return pct_range(df.test_acc) if "test_acc" in df else NOT_MEASURED
+        return pct_range(df.test_acc, unit="run") if "test_acc" in df else NOT_MEASURED
 
     accs = [("SGD", test_acc(_arm(main)))]
     for mode, name in (("all", "SAM-all"), ("ON", "SAM-ON")):
@@ -303,7 +283,7 @@ def world_card(plan: dict, data: dict | None, cfg: dict) -> pd.DataFrame:
         ("train accuracy", "not reported", this_train_acc),
         ("test accuracy", _paper_test_acc(), this_test),
     ]
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+    return world_card_frame(rows)
 
 
 def norm_fraction_table(model_name: str) -> tuple[pd.DataFrame, tuple[int, int]]:

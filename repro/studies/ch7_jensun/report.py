@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, spearmanr
 
-from repro.reference import verdict_from
+from repro.reference import NOT_MEASURED, verdict_from, world_card_frame
 
 MIN_TREND_POINTS = 4     # with 4 distinct points the exact one-sided p can reach 1/24 ≈ 0.042 < TREND_ALPHA
 TREND_ALPHA = 0.05
@@ -370,7 +370,11 @@ def claim_saturation(lp_target: np.ndarray, still_correct: np.ndarray) -> dict:
     return _row(c, p, rep, a < b, "Table 1", why="the still-answered items' target is not less probable")
 
 
-def guard_base_knowledge(claims: list[dict], base: dict, min_jw: float = 50.0) -> list[dict]:
+#: J_W (%) the base model must reach on the forget set for the training claims to be testable
+MIN_BASE_JW = 50.0
+
+
+def guard_base_knowledge(claims: list[dict], base: dict, min_jw: float = MIN_BASE_JW) -> list[dict]:
     """If the base model does not know the forget facts (e.g. the ``smoke`` profile's few pretraining
     steps), unlearning claims cannot be tested: mark every training claim so instead of scoring it.
     Implementation checks (``kind == "check"``) and the scale statement (section ``all``) are kept."""
@@ -441,12 +445,6 @@ def _pct(v, digits: int = 0) -> str | None:
     return f"{float(v):.{digits}f} %" if _finite(v) else None
 
 
-def _base_min_jw() -> float:
-    import inspect
-
-    return float(inspect.signature(guard_base_knowledge).parameters["min_jw"].default)
-
-
 def base_knowledge_text(base: dict, paper_table: str = "jensun_T1_lkf_llama") -> str:
     """One bold Markdown sentence on the chapter's precondition: how much of the forget set the base
     model knows before unlearning (worst case J_W and single query), beside the paper's base model
@@ -455,7 +453,7 @@ def base_knowledge_text(base: dict, paper_table: str = "jensun_T1_lkf_llama") ->
 
     orig = load_paper_table(paper_table).set_index("method").loc["Original"]
     jw, sq = _pct((base or {}).get("J_W")), _pct((base or {}).get("standard"))
-    min_jw = _base_min_jw()
+    min_jw = MIN_BASE_JW
     paper = (f"the paper's Llama-3.2-3B-Instruct knows {float(orig['J_W']):.0f} % in the worst case "
              "(46 % single query; Table 1, Figure 13)")
     if jw is None:
@@ -469,7 +467,7 @@ def base_knowledge_text(base: dict, paper_table: str = "jensun_T1_lkf_llama") ->
 
 
 def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
-    """The paper's setting beside this world's, measured from the run (columns "", "paper", "this world").
+    """The paper's setting beside this world's, measured from the run (columns "aspect", "paper", "this world").
 
     Paper values: Table 1 ('Original' row, read from ``paper_table``), Figure 13 (single query), Sec. 4.4
     and App. A (LKF), App. B.1-B.5 (models, schedule, relearning) and Table 4 (JensUn's LR and λ's).
@@ -479,7 +477,7 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
     from repro.data.facts import REFUSAL
     from repro.reference import load_paper_table
 
-    nm = "not measured"
+    nm = NOT_MEASURED
     orig = load_paper_table(paper_table).set_index("method").loc["Original"]
     b = dict(getattr(world, "base_metrics", None) or {})
     cfg = dict(getattr(world, "cfg", None) or {})
@@ -493,7 +491,7 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
 
     # the base model's knowledge: the chapter's precondition, first
     jw, sq = _pct(b.get("J_W")), _pct(b.get("standard"))
-    min_jw = _base_min_jw()
+    min_jw = MIN_BASE_JW
     knows = (f"knows {jw} of the forget facts (worst case J_W); {sq or nm} single query; "
              + ("above" if float(b["J_W"]) >= min_jw else "below") + f" the {min_jw:.0f} % the training claims need"
              if jw else nm)
@@ -584,7 +582,7 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
         ("benign relearning", "600 steps, LR 1e-5, effective batch 16 on the 200 relearning QA pairs (App. B.5)",
          relearn),
     ]
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this world"])
+    return world_card_frame(rows)
 
 
 def relearning_wide(rel: pd.DataFrame) -> pd.DataFrame:
