@@ -156,6 +156,9 @@ def test_keep_mask_and_describe():
     txt = zoo.describe_zoo(z, 0.01)
     assert "4 models trained, 1 diverged, **2 kept**" in txt and "10.0%" not in txt
     assert "no model passed" in zoo.describe_zoo(z.assign(train_err=1.0), 0.01)
+    # "<= 1 %" includes 3 errors of 300 images, whose float error rate is 0.010000000000000009
+    edge = z.assign(train_err=[1 - 297 / 300, 1 - 296 / 300, 0.0, 0.0], diverged=False)
+    assert zoo.keep_mask(edge, 0.01).tolist() == [True, False, True, True]
 
 
 def test_tau_table_targets_and_small_input():

@@ -11,18 +11,19 @@ shared trainer), SAM from :mod:`repro.sam`.  Every model and every sharpness val
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from repro.core import cache, config
+from repro.core.parallel import STATE as _WORKER, parallel_map  # noqa: F401  (parallel_map: the study's API)
 from repro.sharpness.definitions import get as get_definition
 from repro.sharpness.measure import measure_detailed
+from repro.studies.ch5_sharpness.zoo_train import (  # noqa: F401  (re-exported: the study's API)
+    ZOO_VERSION, error_rate, train_sharpness_zoo_model)
 
-ZOO_VERSION = "1"
 ZOO_SHARPNESS_VERSION = "2"  # 2: bound flat-buffer path + fused APGD updates (same math, other rounding)
 
 
@@ -57,50 +58,6 @@ def sample_hparams(n: int, lr_range=(0.05, 5.0), sam_rhos=(0.0, 0.05, 0.1), seed
         out.append(HParams(i, float(math.exp(rng.uniform(math.log(lo), math.log(hi)))), bool(q & 1), bool(q & 2),
                            float(rng.choice(sam_rhos)), int(seed * 10_000 + i)))
     return out
-
-
-def _error(model, x, y, device) -> float:
-    from repro.train.loop import evaluate
-    return 1.0 - float(evaluate(model, x, y, device=device)["accuracy"])
-
-
-def train_sharpness_zoo_model(hp: HParams, data: dict, train_cfg: dict, arch: str = "resnet_t", num_classes: int = 10,
-                    device=None, arch_kwargs: dict | None = None) -> dict:
-    """Train (cached) one zoo model; returns state_dict, spec, hparams, errors and wall time.
-    ``arch_kwargs``: keyword arguments of the registered model (e.g. ``img_size`` of a ViT)."""
-    from repro.models import build_from_spec, model_spec
-    from repro.train.loop import train_classifier
-
-    spec = model_spec(arch, num_classes, **(arch_kwargs or {}))
-    params = dict(hp=asdict(hp), train_cfg=train_cfg, spec=spec, data=data["fingerprint"])
-
-    def fn():
-        torch.manual_seed(hp.seed)
-        model = build_from_spec(spec)
-        make_opt = None
-        if hp.sam_rho > 0:
-            from repro.sam import make_sam
-            make_opt = make_sam(hp.sam_rho)
-        t0 = time.perf_counter()
-        try:
-            hist = train_classifier(model, data["x_train"], data["y_train"], lr=hp.lr, augment=hp.augment,
-                                    mixup_alpha=0.5 if hp.mixup else 0.0, make_optimizer=make_opt, seed=hp.seed,
-                                    device=device, progress=False, **train_cfg)["history"]
-            diverged = False
-        except FloatingPointError:
-            hist, diverged = [], True
-        wall = time.perf_counter() - t0
-        model.eval()
-        if diverged:
-            errs = dict(train_err=float("nan"), test_err=float("nan"), shift_err=float("nan"))
-        else:
-            errs = dict(train_err=_error(model, data["x_train"], data["y_train"], device),
-                        test_err=_error(model, data["x_test"], data["y_test"], device),
-                        shift_err=_error(model, data["x_shift"], data["y_shift"], device))
-        return dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()}, spec=spec,
-                    hparams=asdict(hp), history=hist, diverged=diverged, wall_s=wall, **errs)
-
-    return cache.get_or_compute("ch5_zoo_model", params, fn, version=ZOO_VERSION)
 
 
 def sharpness_points(x, y, n_points: int):
@@ -213,8 +170,9 @@ def tau_table(df: pd.DataFrame, sharp_cols: list[tuple[str, float]], targets=("t
 
 def keep_mask(zdf: pd.DataFrame, train_err_max: float) -> pd.Series:
     """Models that entered the correlations: not diverged and train error ≤ ``train_err_max`` (App. H
-    keeps models with ≤ 1 % training error)."""
-    return (~zdf.diverged.astype(bool)) & (zdf.train_err <= train_err_max)
+    keeps models with ≤ 1 % training error). The error is a float (1 - 297/300 = 0.010000000000000009), so an
+    error exactly at the threshold is compared with a tolerance far below one image."""
+    return (~zdf.diverged.astype(bool)) & (zdf.train_err <= train_err_max + 1e-9)
 
 
 def describe_zoo(zdf: pd.DataFrame, train_err_max: float) -> str:
@@ -297,15 +255,6 @@ def prepare_data(cfg: dict, root=None) -> dict:
     return data
 
 
-_WORKER: dict = {}
-
-
-def _worker_init(state: dict, threads: int) -> None:
-    torch.set_num_threads(int(threads))
-    _WORKER.clear()
-    _WORKER.update(state)
-
-
 def _train_job(hp: HParams) -> dict:
     w = _WORKER
     return train_sharpness_zoo_model(hp, w["data"], w["train_cfg"], w["arch"], w["data"]["num_classes"], w["device"],
@@ -318,35 +267,6 @@ def _sharpness_job(i: int) -> dict:
     return {(i, d, r): zoo_sharpness(w["entries"][i], w["pts"], d, r, m=s["m"], steps=s["steps"],
                                      n_samples=s["n_samples"], seed=w["seed"], device=w["device"])
             for d, r in w["grid"]}
-
-
-def parallel_map(fn, items: list, state: dict, jobs: int = 1, desc: str = "", progress: bool = True) -> list:
-    """``[fn(x) for x in items]`` with ``state`` available to ``fn`` (as module state), in ``jobs``
-    spawned worker processes of one torch thread each when ``jobs > 1``.  Results come back in
-    order; every result is also in :mod:`repro.core.cache`, so a killed run resumes.  ``jobs`` is the
-    profile's ``jobs`` (2 in ``cpu``: one tiny model per core beats two threads on one model);
-    keep 1 on a GPU."""
-    jobs = int(jobs or 1)
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if progress:
-        from tqdm.auto import tqdm
-    if jobs == 1 or len(items) <= 1:
-        _worker_init(state, torch.get_num_threads())
-        it = tqdm(items, desc=desc, leave=False) if progress else items
-        try:
-            return [fn(x) for x in it]
-        finally:
-            _WORKER.clear()
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(state, 1)) as ex:
-        it = ex.map(fn, items)
-        if progress:
-            it = tqdm(it, total=len(items), desc=desc, leave=False)
-        return list(it)
 
 
 def zoo_hparams(cfg: dict, seed: int = 0) -> list[HParams]:

@@ -470,7 +470,7 @@ def world_card(zdf: pd.DataFrame, cfg: dict, data: dict | None = None, entries: 
     if "kept" in zdf:
         kept_mask = zdf["kept"].fillna(False).astype(bool)
     elif thr is not None and "train_err" in zdf:
-        kept_mask = ~diverged & (zdf["train_err"] <= thr)
+        kept_mask = ~diverged & (zdf["train_err"] <= thr + 1e-9)  # as experiment.keep_mask
     else:
         kept_mask = None
     kept = zdf[kept_mask] if kept_mask is not None else zdf.iloc[:0]
