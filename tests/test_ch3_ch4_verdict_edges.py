@@ -32,7 +32,8 @@ def test_ch4_layernorm_models_are_not_counted():
     t["diag"]["norm_cv"] = [0.2, 0.2, 0.003, 0.004]  # two models with constant norms: Maha = Maha++ there
     df = R.mahapp_claims(**t)
     row = df[df.claim.str.contains("better than Maha for almost every model")].iloc[0]
-    assert row.reproduced.startswith("2/2") and "not counted" in row.reproduced and row.verdict == "reproduced"
+    # 2/2 decidedly better, but two models cannot make "almost every model" significant (sign test p = 0.25)
+    assert row.reproduced.startswith("2/2") and "not counted" in row.reproduced and row.verdict == "partly reproduced"
     t["diag"]["norm_cv"] = 0.002  # no model can test the claim
     df = R.mahapp_claims(**t)
     row = df[df.claim.str.contains("better than Maha for almost every model")].iloc[0]

@@ -32,7 +32,7 @@ CLAIM = {  # substring of the claim text -> row key used below
 
 def tables(n=5, maha=50.0, maha_pp=40.0, rmaha=45.0, rmaha_pp=42.0, msp=60.0, ninco_pp=None, unit=(3.0, 1.0),
            dev=(0.2, 0.1), within_ratio=1.5, kurt=(2.0, 0.5), rej=(5, 8), n_classes=10, conf=(0.6, 0.1),
-           scal=(0.0, 1.0), names=None):
+           scal=(0.0, 1.0), names=None, halfwidth=1.0):
     """Synthetic chapter tables; scalars or length-n lists per model."""
     names = names or [f"m{i}" for i in range(n)]
 
@@ -57,8 +57,14 @@ def tables(n=5, maha=50.0, maha_pp=40.0, rmaha=45.0, rmaha_pp=42.0, msp=60.0, ni
                         index=pd.Index(names, name="model"))
     scaling = pd.concat([pd.DataFrame(dict(alpha=[0.5, 1.0, 2.0], fpr=[scal[1], 0.5, scal[0]], model=f"{m} (Maha)"))
                          for m in names[:2]], ignore_index=True)
+    # per-model FPR changes with a bootstrap-like interval of half-width ``halfwidth`` points
+    A = avg.drop(index="Average")
+    deltas = pd.DataFrame(index=A.index)
+    for base, pp in (("maha", "maha_pp"), ("rmaha", "rmaha_pp")):
+        deltas[pp] = A[pp] - A[base]
+        deltas[f"{pp}_lo"], deltas[f"{pp}_hi"] = deltas[pp] - halfwidth, deltas[pp] + halfwidth
     return dict(avg=avg, ninco=ninco, fails=fails, n_tests=17, diag=diag, conf_table=conf, scaling=scaling,
-                detectors=DETS)
+                detectors=DETS, deltas=deltas)
 
 
 def verdicts(**kw) -> dict:
@@ -128,8 +134,24 @@ def test_sota_claim_with_the_paper_model():
 def test_claim_numbers_come_from_the_inputs():
     df = R.mahapp_claims(**tables(maha=[50, 52, 54, 56, 58], maha_pp=[30, 31, 32, 33, 34]))
     row = df[df.claim.str.contains(CLAIM["avg"])].iloc[0]
-    assert row.reproduced == "54.0 -> 32.0 (5 models)"
+    assert row.reproduced == "54.0 -> 32.0 (5 models; mean change -22.0 (95 % t interval -24.0 to -20.0))"
     assert row.paper.startswith("42.") and "(44 models)" in row.paper  # M-Tab. 4: 42.5 -> 34.9
+
+
+def test_maha_pp_comparisons_are_noise_aware():
+    # every model lower, but by less than its interval: no model is decidedly better
+    v = verdicts(maha=50.0, maha_pp=[49.0, 48.0, 51.0, 49.5, 50.5], halfwidth=3.0)
+    assert v["avg"] == "partly reproduced"        # mean -0.4, t interval over models includes 0
+    assert v["improved"] == "not reproduced"      # 0 decided better, 0 decided worse
+    # the same point changes with tight intervals: 3 better, 2 worse; sign test p = 0.5
+    assert verdicts(maha=50.0, maha_pp=[49.0, 48.0, 51.0, 49.5, 50.5], halfwidth=0.2)["improved"] == \
+        "partly reproduced"
+    # 5/5 decidedly better: "almost every" (p = 1/32); rMaha++ on 3/5 better and 2 ties: "most" needs p <= .05
+    v = verdicts(rmaha=[45.0] * 5, rmaha_pp=[40.0, 40.0, 40.0, 45.0, 45.0], halfwidth=1.0)
+    assert v["improved"] == "reproduced" and v["r_improved"] == "partly reproduced"
+    df = R.mahapp_claims(**tables())
+    row = df[df.claim.str.contains(CLAIM["improved"])].iloc[0]
+    assert "decidedly better on 5/5" in row.reproduced and "sign test p = 0.031" in row.reproduced
 
 
 def test_summary_needs_models():
@@ -244,7 +266,12 @@ def test_evaluate_suite_and_tables(synthetic):
     assert list(dn) == ["ID test", "OOD: ninco", "OOD: far", "unit tests (all 1)"]
     ssd = X.ssd_plus_table(feats, pooled, [2], seed=0)
     assert list(ssd.columns) == ["maha_pp", "ssd_plus_k2"]
-    claims = R.mahapp_claims(avg, pooled, fails, n_tests, diag, conf, scaling, list(dets))
+    deltas = X.maha_pp_deltas(suite, ["plain", "scaled"], ["ninco", "far"], n_boot=200)
+    # the point change is the change of the averaged FPRs; the bootstrap interval contains it
+    want = avg.loc["scaled", "maha_pp"] - avg.loc["scaled", "maha"]
+    assert deltas.loc["scaled", "maha_pp"] == pytest.approx(want)
+    assert (deltas.maha_pp_lo <= deltas.maha_pp + 1e-9).all() and (deltas.maha_pp <= deltas.maha_pp_hi + 1e-9).all()
+    claims = R.mahapp_claims(avg, pooled, fails, n_tests, diag, conf, scaling, list(dets), deltas)
     assert len(claims) == 13
 
 

@@ -113,15 +113,28 @@ def maha_scatter(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: s
     return fig
 
 
-def delta_fpr_bars(df: pd.DataFrame, x: str = "maha", y: str = "maha_pp", label: str = "model"):
-    """M-Fig. 1: per model, the change of the average FPR from Maha to Maha++ (points; negative = Maha++ better),
-    models sorted by the change."""
-    d = df.assign(delta=df[y] - df[x]).sort_values("delta")
-    fig, ax = plt.subplots(figsize=(7.0, 0.35 * len(d) + 1.6))
-    colors = [BLUE if v < 0 else "#D55E00" for v in d["delta"]]
-    ax.barh(d[label].astype(str), d["delta"], color=colors)
+def _delta_demo():
+    d = pd.DataFrame({"maha_pp": [-6.0, -1.5, 0.4, 2.5]}, index=pd.Index(["resnet-sgd", "mixer-sgd", "preact-sgd",
+                                                                           "convnext-adamw"], name="model"))
+    return (d.assign(maha_pp_lo=d.maha_pp - [2.0, 2.5, 1.8, 1.0], maha_pp_hi=d.maha_pp + [2.1, 2.4, 1.9, 1.2]),)
+
+
+@figure_check(_delta_demo)
+def delta_fpr_bars(deltas: pd.DataFrame, col: str = "maha_pp", level: float = 0.95):
+    """M-Fig. 1: per model, the change of the average FPR from Maha to Maha++ (points; negative = Maha++ better)
+    with its paired bootstrap interval over test images (``<col>_lo`` / ``<col>_hi``, from
+    :func:`repro.studies.ch4_mahapp.experiment.maha_pp_deltas`), models sorted by the change. Blue: decidedly
+    better (interval below 0), orange: decidedly worse, grey: undecided."""
+    d = deltas.sort_values(col)
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN * 0.8, 0.35 * len(d) + 1.6))
+    lo, hi = d[f"{col}_lo"], d[f"{col}_hi"]
+    colors = [BLUE if h < 0 else ("#D55E00" if l > 0 else "0.6") for l, h in zip(lo, hi)]
+    y = np.arange(len(d))
+    ax.barh(y, d[col], color=colors)
+    ax.errorbar(d[col], y, xerr=np.vstack([d[col] - lo, hi - d[col]]), fmt="none", ecolor="black", lw=1, capsize=3)
+    ax.set_yticks(y, [str(i) for i in d.index])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("FPR Maha++ − FPR Maha (points; < 0: Maha++ better)")
+    ax.set_xlabel(f"FPR Maha++ − FPR Maha (points; < 0: Maha++ better; bars: {100 * level:g} % interval)")
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
