@@ -95,7 +95,7 @@ SCHEMAS: dict[str, dict] = {
                 invariance=keys("n_samples", "steps"),
                 pretrained_zoos={**_PRETRAINED_ZOO, "zoos": ANY, **{z: _PRETRAINED_ZOO for z in PRETRAINED_ZOO_NAMES}}),
     # repro.studies.ch6_samon.experiment.CONFIG_KEYS
-    "ch6": keys("dataset", "val_size", "model", "seeds", "variants", "blocks", "sparse", "no_norm", "fix_norm",
+    "ch6": keys("dataset", "val_size", "model", "seeds", "variants", "blocks", "sparse", "no_norm", "fix_norm", "jobs",
                 world=WORLD, train=TRAIN,
                 rho_grid=Named(keys("all", "only_norm", "no_norm")),
                 sparse_levels=keys("random_mask", "ssam_d", "ssam_f"),
@@ -111,7 +111,8 @@ SCHEMAS: dict[str, dict] = {
                             "n_retain_eval_paraphrases", "n_unknowable", "n_mmlu", "n_describe"),
                 model=keys("d_model", "n_layers", "n_heads", "d_ff", "max_len", "hf_id", "revision", "dtype",
                            "gradient_checkpointing"),
-                pretrain=keys("steps", "batch_size", "lr", "warmup", "templates_per_fact", "n_multi"),
+                pretrain=keys("steps", "batch_size", "lr", "warmup", "templates_per_fact", "n_multi",
+                              exposure=keys("law", "s", "mean")),
                 unlearn=keys("steps", "batch_size", "warmup", "master_weights"),
                 relearn=keys("steps", "batch_size", "lr", "separate_runs", "curve_steps", "master_weights"),
                 eval=keys("n_icr", "n_describe", "describe_tokens", "answer_tokens"),

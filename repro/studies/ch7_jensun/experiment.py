@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 
 from repro.core import cache
-from repro.data.facts import FactsCorpus, REFUSAL, load_lkf, make_facts_corpus, pretraining_texts
+from repro.data.facts import FactsCorpus, REFUSAL, load_lkf, make_facts_corpus
+from repro.data.pretraining import check_exposure, fact_exposures, pretraining_pass
 from repro.models import lm as lmmod
 from repro.unlearning import evaluation as E
 from repro.unlearning import losses as L
@@ -55,6 +56,7 @@ class World:
     pretrain_loss: list[float] = field(default_factory=list)
     judge: Any = None
     judge_id: dict = field(default_factory=dict)
+    exposures: dict | None = None     # exposures per pretraining pass of the law facts (None: uniform law)
 
 
 
@@ -68,7 +70,7 @@ SECTION_KEYS: dict[str, set[str] | None] = {
     "corpus": _params_of(make_facts_corpus) | _params_of(load_lkf),
     "model": {"d_model", "n_layers", "n_heads", "d_ff", "max_len", "hf_id", "revision", "dtype",
               "gradient_checkpointing"},
-    "pretrain": {"steps", "batch_size", "lr", "warmup", "templates_per_fact", "n_multi"},
+    "pretrain": {"steps", "batch_size", "lr", "warmup", "templates_per_fact", "n_multi", "exposure"},
     "unlearn": {"steps", "batch_size", "warmup", "master_weights"},
     "relearn": {"steps", "batch_size", "lr", "separate_runs", "curve_steps", "master_weights"},
     "eval": {"n_icr", "n_describe", "describe_tokens", "answer_tokens"},
@@ -107,6 +109,7 @@ def validate_config(cfg: dict) -> dict:
             raise ValueError(f"unknown key(s) {bad} in ch7 methods.{m} ({where}); allowed: {sorted(METHOD_KEYS)}")
     if cfg.get("judge") is not None and "name" not in cfg["judge"]:
         raise ValueError(f"the ch7 'judge' section needs a 'name' (match, openai or hf) ({where})")
+    check_exposure((cfg.get("pretrain") or {}).get("exposure"))
     return cfg
 
 
@@ -207,6 +210,26 @@ def _model_fingerprint(mcfg: dict, model) -> str:
     return cache.fingerprint(model)
 
 
+def pretraining_exposures(corpus: FactsCorpus, pcfg: dict, seed: int = 0) -> dict | None:
+    """Exposures per pretraining pass of the forget and retain facts under the profile's
+    law (``pretrain.exposure``; :func:`repro.data.pretraining.fact_exposures`), or ``None`` for the
+    uniform law (every fact ``templates_per_fact`` times per pass)."""
+    law = check_exposure(pcfg.get("exposure"))
+    if law["law"] == "uniform":
+        return None
+    return fact_exposures(corpus, law="zipf", s=law["s"], mean=law["mean"], seed=seed)
+
+
+def pretraining_run_texts(corpus: FactsCorpus, pcfg: dict, exposures: dict | None, seed: int = 0,
+                          epoch: int = 0) -> list[str]:
+    """The texts of pretraining pass ``epoch`` (each pass is resampled; ``pretrain.steps`` decides
+    how many passes there are): :func:`repro.data.pretraining.pretraining_pass` with the profile's
+    ``templates_per_fact`` / ``n_multi`` and the exposure law's counts."""
+    return pretraining_pass(corpus, random.Random(seed * 1000 + epoch),
+                             n_template_samples=pcfg.get("templates_per_fact", 4),
+                             n_multi=pcfg.get("n_multi", 200), exposures=exposures)
+
+
 def make_judge(jcfg: dict, device="cpu"):
     """A judge from the profile: ``{name: match}``, ``{name: openai, base_url, model, api_key}`` or
     ``{name: hf, model: <Hub id or saved directory>}`` (the local LLM is loaded with :func:`load_lm`)."""
@@ -249,9 +272,12 @@ def _build_world(cfg: dict, seed: int, device, judge) -> World:
             tok.pad_token = tok.eos_token   # what OpenUnlearning does for Llama-3
         losses: list[float] = []
         base_fp = _model_fingerprint(mcfg, base)
+        exposures = None
     else:
         corpus = load_corpus(cfg, seed)
-        # the device type shapes the pretrained weights (kernels differ), so it is part of the key
+        exposures = pretraining_exposures(corpus, pcfg, seed)
+        # the device type shapes the pretrained weights (kernels differ), so it is part of the key;
+        # pcfg holds the exposure law (pretrain.exposure), so the law and its parameters are too
         params = {"corpus": _corpus_kwargs(cfg), "seed": seed, "model": mcfg, "pretrain": pcfg,
                   "device": torch.device(device).type}
 
@@ -260,10 +286,9 @@ def _build_world(cfg: dict, seed: int, device, judge) -> World:
             tok = lmmod.train_tokenizer(corpus.all_texts())
             model = lmmod.build_lm(len(tok), seed=seed, pad_token_id=tok.pad_token_id,
                                    eos_token_id=tok.eos_token_id, **mcfg)
-            losses = lmmod.pretrain_lm(model, tok, lambda e: pretraining_texts(
-                corpus, random.Random(seed * 1000 + e), n_template_samples=pcfg.get("templates_per_fact", 4),
-                n_multi=pcfg.get("n_multi", 200)), steps=pcfg["steps"], batch_size=pcfg["batch_size"],
-                lr=pcfg["lr"], warmup=pcfg.get("warmup", 50), seed=seed, device=device)
+            losses = lmmod.pretrain_lm(model, tok, lambda e: pretraining_run_texts(corpus, pcfg, exposures, seed, e),
+                                       steps=pcfg["steps"], batch_size=pcfg["batch_size"],
+                                       lr=pcfg["lr"], warmup=pcfg.get("warmup", 50), seed=seed, device=device)
             return {"files": lmmod.lm_to_bytes(model.cpu(), tok), "losses": losses}
 
         saved = cache.get_or_compute("ch7_pretrain_tiny_lm", params, train, version=VERSION)
@@ -272,7 +297,8 @@ def _build_world(cfg: dict, seed: int, device, judge) -> World:
         losses = saved["losses"]
         base_fp = cache.fingerprint(base)
     w = World(cfg=cfg, corpus=corpus, tokenizer=tok, base=base, device=torch.device(device),
-              base_fp=base_fp, pretrain_loss=losses, judge=judge, judge_id=judge_identity(judge, jcfg))
+              base_fp=base_fp, pretrain_loss=losses, judge=judge, judge_id=judge_identity(judge, jcfg),
+              exposures=exposures)
     w.base_gen = describe(w, base)
     w.base_metrics = cache.get_or_compute("ch7_eval", eval_params(w, seed),
                                           lambda: evaluate_model(w, base), version=VERSION)
@@ -285,9 +311,41 @@ def describe(world: World, model) -> list[str]:
                       max_new_tokens=world.cfg["eval"].get("describe_tokens", 24))
 
 
+def is_refusal(output: str, refusal: str = REFUSAL) -> bool:
+    """Whether a generated answer contains the refusal string (word sequence after
+    :func:`repro.unlearning.evaluation.normalize`; "No idea", "no idea no idea" and "I have no idea" are refusals)."""
+    r, o = E.normalize(refusal), E.normalize(output)
+    return bool(r) and any(o[i:i + len(r)] == r for i in range(len(o) - len(r) + 1))
+
+
+def refusal_stats(world: World, model, max_new_tokens: int, batch_size: int = 64) -> dict:
+    """How often and how probably the model says the refusal (the JensUn target, Eq. 4) on the
+    canonical forget and retain questions: ``refusal`` (% of greedy answers that are refusals),
+    ``refusal_when_wrong`` (the same among the questions it answers wrongly: does it decline what it
+    does not know or make something up?), ``p_refusal`` (mean p(refusal | question), teacher-forced) and
+    ``logp_refusal_median`` (the median log p: where the JSD forget gradient of a typical item sits).
+    No number in the paper; a base model that never refuses makes the JSD forget gradient vanish (App. E.4)."""
+    c = world.corpus
+    facts = list(c.facts["forget"]) + list(c.facts["retain"])
+    if not facts:
+        return {"refusal": float("nan"), "refusal_when_wrong": float("nan"), "p_refusal": float("nan"),
+                "logp_refusal_median": float("nan")}
+    prompts = [c.prompt(f) for f in facts]
+    outs = E.generate(model, world.tokenizer, prompts, max_new_tokens)
+    refused = np.array([is_refusal(o) for o in outs])
+    wrong = ~np.asarray(world.judge.judge(prompts, [f.match for f in facts], outs), dtype=bool)
+    with torch.no_grad():
+        lp = np.concatenate([E.target_logprob(model, world.tokenizer, prompts[i:i + batch_size], REFUSAL)
+                             for i in range(0, len(prompts), batch_size)])
+    return {"refusal": 100 * float(refused.mean()),
+            "refusal_when_wrong": 100 * float(refused[wrong].mean()) if wrong.any() else float("nan"),
+            "p_refusal": float(np.exp(lp).mean()), "logp_refusal_median": float(np.median(lp))}
+
+
 def evaluate_model(world: World, model) -> dict:
     """Forget (standard, J_P, J_ICR, J_W), retain J_Avg, MC utility, Rep, WR proxy (in the units of
-    paper §4, in %)."""
+    paper §4, in %); also the forget set's J_Avg (mean over its canonical question and evaluation
+    paraphrases) and the refusal statistics of :func:`refusal_stats`."""
     ec, c = world.cfg["eval"], world.corpus
     t0 = time.perf_counter()
     # the paper generates up to 50 tokens (App. B.2; answer_tokens in full); the generated world's
@@ -300,8 +358,13 @@ def evaluate_model(world: World, model) -> dict:
     gen = describe(world, model)
     refs = list(c.descriptions.values())[: len(gen)]
     wr = E.win_rate_proxy(world.base_gen, gen, refs) if world.base_gen else 0.5
+    para = np.asarray(fr["indicators"])[:, :int(fr["n_paraphrase_queries"])]
     return {"standard": float(fr["standard"]), "J_P": float(fr["J_P"]), "J_ICR": float(fr["J_ICR"]), "J_W": float(fr["J_W"]),
             "J_Avg": ret, "MC": mc, "Rep": E.rep_score(gen), "WR_proxy": wr,
+            # the retain metric's definition applied to the forget set: mean over the canonical question
+            # and the evaluation paraphrases (no ICR), overall and per item
+            "forget_J_Avg": 100 * float(para.mean()), "forget_item_avg": para.mean(1).tolist(),
+            **refusal_stats(world, model, nt),
             "worst_case_curve": E.worst_case_avg(fr["indicators"]).tolist(),
             "n_paraphrase_queries": int(fr["n_paraphrase_queries"]),
             "forget_item_correct": fr["indicators"].max(1).tolist(),
@@ -570,9 +633,63 @@ def base_row(world: World) -> dict:
     return {k: world.base_metrics[k] for k in METRICS}
 
 
+#: base-model quantities shown next to METRICS (not Table 1 columns): the forget set's J_Avg and the refusals
+BASE_EXTRA = ["forget_J_Avg", "refusal", "refusal_when_wrong", "p_refusal", "logp_refusal_median"]
+
+
 def base_table(world: World) -> pd.DataFrame:
-    """The base model's metrics as a one-row table."""
-    return pd.DataFrame([{"model": "base", **base_row(world)}])
+    """The base model's metrics as a one-row table (METRICS, then :data:`BASE_EXTRA` where measured)."""
+    b = world.base_metrics
+    return pd.DataFrame([{"model": "base", **base_row(world), **{k: b[k] for k in BASE_EXTRA if k in b}}])
+
+
+def exposure_bins(counts) -> list[str]:
+    """Bucket labels for exposure counts: 0 (never seen), 1, 2-3, 4-7, 8-15, ... (powers of two)."""
+    out = []
+    for k in counts:
+        k = int(k)
+        if k <= 1:
+            out.append(str(k))
+        else:
+            lo = 1 << (k.bit_length() - 1)
+            out.append(f"{lo}-{2 * lo - 1}")
+    return out
+
+
+def knowledge_by_exposure(world: World) -> pd.DataFrame:
+    """The base model's forget-set knowledge by how often each fact was seen per pretraining pass
+    (:func:`pretraining_exposures`): items, mean forget J_Avg and J_W per bucket. Empty for the
+    uniform law or a loaded model (no exposure counts)."""
+    cols = ["exposures per pass", "facts", "forget J_Avg", "J_W"]
+    ex, b = world.exposures, world.base_metrics
+    if not ex or "forget" not in ex or "forget_item_avg" not in b:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame({"k": ex["forget"], "avg": b["forget_item_avg"], "w": b["forget_item_correct"]})
+    df["bin"] = exposure_bins(df["k"])
+    g = df.groupby("bin", sort=False).agg(k=("k", "min"), n=("k", "size"), avg=("avg", "mean"), w=("w", "mean"))
+    g = g.sort_values("k").reset_index()
+    return pd.DataFrame({"exposures per pass": g["bin"], "facts": g["n"], "forget J_Avg": 100 * g["avg"],
+                         "J_W": 100 * g["w"]})
+
+
+def exposure_summary(world: World) -> dict:
+    """Numbers that describe the pretraining exposure of the law facts (empty for the uniform law):
+    the law, the number of law facts, the most-seen fact's count per pass and the median, the number
+    of passes pretraining makes (a fact seen k times per pass is seen about k x passes times in all),
+    the share of facts never seen (all and per split)."""
+    ex = world.exposures
+    pcfg = dict(world.cfg.get("pretrain") or {})
+    pe = check_exposure(pcfg.get("exposure"))
+    if not ex:
+        return {}
+    allc = [k for v in ex.values() for k in v]
+    n = len(pretraining_run_texts(world.corpus, pcfg, ex, 0, 0))
+    # repro.models.lm.pretrain_lm starts a new pass every len // batch_size steps
+    passes = pcfg["steps"] / max(1, n // pcfg["batch_size"]) if pcfg.get("steps") and pcfg.get("batch_size") else float("nan")
+    return {**pe, "facts": len(allc), "max": max(allc) if allc else 0,
+            "median": float(np.median(allc)) if allc else float("nan"), "passes": passes,
+            "never_seen": {sp: 100 * float(np.mean([k == 0 for k in v])) if v else float("nan") for sp, v in ex.items()},
+            "never_seen_all": 100 * float(np.mean([k == 0 for k in allc])) if allc else float("nan")}
 
 
 def table1(world: World, seed: int = 0) -> tuple[dict, pd.DataFrame]:
@@ -620,7 +737,8 @@ def ceiling_diagnostic(world: World) -> pd.DataFrame:
     """Which base-model metrics sit at their ceiling, so that a claim needing headroom cannot show.
 
     The paper's base model answers 46 % single-query / 76 % worst-case forget and 52.6 % retain
-    (Table 1, Figure 13); a tiny model that memorised its corpus sits at 100 %. Then (i) the
+    (Table 1, Figure 13); a tiny model that memorised its corpus (the uniform exposure law) sits at
+    100 %, one whose facts follow the Zipf law (``pretrain.exposure``) below it. At the ceiling (i) the
     base model's own single-query vs worst-case gap is 0 by construction, (ii) NLL-retain methods
     cannot rise above the base on retain, and (iii) the WR proxy, a base-vs-unlearned comparison,
     can only tie or lose on prompts where the base description is already perfect (token-F1 = 1)."""

@@ -492,9 +492,20 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
     # the base model's knowledge: the chapter's precondition, first
     jw, sq = _pct(b.get("J_W")), _pct(b.get("standard"))
     min_jw = MIN_BASE_JW
+    favg = _pct(b.get("forget_J_Avg"), 1)
     knows = (f"knows {jw} of the forget facts (worst case J_W); {sq or nm} single query; "
+             + (f"{favg} averaged over the question forms (forget J_Avg); " if favg else "")
              + ("above" if float(b["J_W"]) >= min_jw else "below") + f" the {min_jw:.0f} % the training claims need"
              if jw else nm)
+    refusals = ""   # the base model's refusals, when measured (the paper reports none)
+    if _finite(b.get("refusal", float("nan"))):
+        rw = b.get("refusal_when_wrong", float("nan"))
+        refusals = (f"; the base model answers it to {_pct(b['refusal'], 1)} of the canonical forget and retain questions"
+                    + (f" ({_pct(rw, 1)} of those it answers wrongly)" if _finite(rw) else "")
+                    + (f"; mean p('{REFUSAL}' | question) {float(b['p_refusal']):.3g}"
+                       if _finite(b.get("p_refusal", float("nan"))) else "")
+                    + (f", median log p {float(b['logp_refusal_median']):.1f}"
+                       if _finite(b.get("logp_refusal_median", float("nan"))) else ""))
     retain = f"{_pct(b.get('J_Avg'), 1)} (J_Avg)" if _pct(b.get("J_Avg")) else nm
     util = "; ".join(x for x in [f"MC probe {_pct(b.get('MC'), 1)} (4-way, chance 25 %)" if _pct(b.get("MC")) else "",
                                  f"Rep {float(b['Rep']):.0f}" if _finite(b.get("Rep", float("nan"))) else ""] if x) or nm
@@ -520,6 +531,16 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
     losses = [float(x) for x in (getattr(world, "pretrain_loss", None) or []) if _finite(x)]
     pre = (f"{len(losses)} steps from scratch on the corpus (final training loss {losses[-1]:.2f})" if losses
            else "loaded pretrained weights (no pretraining here)" if mcfg.get("hf_id") else nm)
+    if losses and getattr(world, "exposures", None):
+        from repro.studies.ch7_jensun.experiment import exposure_summary
+
+        ex = exposure_summary(world)
+        ns = ex["never_seen"]
+        pre += (f"; {' / '.join(ns)} facts seen with Zipf frequency (s = {ex['s']:g}, budget "
+                f"{ex['mean']:g} per fact per pass): the most frequent {ex['max']}× per pass, median "
+                f"{ex['median']:g}×, never seen {', '.join(f'{sp} {v:.0f} %' for sp, v in ns.items())}; "
+                f"the other facts {(cfg.get('pretrain') or {}).get('templates_per_fact', 4)}× per pass; "
+                f"≈ {ex['passes']:.1f} passes, evaluation questions never seen")
 
     # facts and question forms
     src = "real LKF data" if type(c).__name__ == "LKFCorpus" else "generated corpus of fictitious organisations"
@@ -533,7 +554,7 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
     ntr, nev = len(getattr(c, "train_paraphrases", []) or []), len(getattr(c, "eval_paraphrases", []) or [])
     forms = f"1 canonical + {ntr} training paraphrases, {nev} disjoint evaluation paraphrases" if c is not None else nm
     nunk = len(getattr(c, "unknowable", []) or [])
-    target = f"'{REFUSAL}'" + (f", also the answer to {nunk} unknowable questions in pretraining" if nunk else "")
+    target = f"'{REFUSAL}'" + (f", also the answer to {nunk} unknowable questions in pretraining" if nunk else "") + refusals
     jid = dict(getattr(world, "judge_id", None) or {})
     judge = jid.get("class", nm).rsplit(".", 1)[-1]
     if judge == "MatchJudge":
@@ -650,9 +671,12 @@ def ceiling_note(diag: pd.DataFrame | None) -> str:
     """One sentence naming the base metrics at their ceiling (from the ceiling diagnostic table)."""
     if diag is None or not diag["at ceiling"].any():
         return ""
-    names = ", ".join(m.split(" (")[0] for m in diag.loc[diag["at ceiling"], "metric"])
-    return (f" The base model is at its ceiling on {names}; claims that need headroom there (the base model's own "
-            "worst-case gap, retain above base, WR proxy near 0.5) cannot show at this scale (ceiling diagnostic above).")
+    at = diag.loc[diag["at ceiling"]]
+    names = ", ".join(m.split(" (")[0] for m in at["metric"])
+    # only the consequences of the metrics that are at their ceiling (not a fixed list)
+    whys = "; ".join(str(w) for w in at["consequence if at ceiling"])
+    return (f" The base model is at its ceiling on {names}, so claims that need headroom there cannot show at this "
+            f"scale ({whys}; ceiling diagnostic above).")
 
 
 def verdict_text(cl: pd.DataFrame, rows: dict, base: dict, real_data: bool = False,
@@ -670,7 +694,15 @@ def verdict_text(cl: pd.DataFrame, rows: dict, base: dict, real_data: bool = Fal
             f"tested at this scale.{checks} " + (
                 "This is the real LKF benchmark and a pretrained LLM: absolute numbers are comparable to the paper's "
                 "up to the judge (answer matching unless a judge is configured) and the WR proxy."
-                if real_data else
-                "The tiny model memorises a synthetic corpus rather than holding real, diffuse "
-                "knowledge, so effects that depend on the latter (the base model's own single-query vs worst-case gap, "
-                "retain accuracy below ceiling) are weaker or absent; the numbers are not comparable to the paper's."))
+                if real_data else _scale_caveat(base)))
+
+
+def _scale_caveat(base: dict) -> str:
+    """The generated world's caveat, with the base model's own single-query vs worst-case gap measured
+    (the paper's base: +31 points over single-query accuracy, Sec. 4.2 of the paper)."""
+    gap = (f" (here {float(base['J_W']) - float(base['standard']):+.0f} points; the paper's base +31, Sec. 4.2)"
+           if _finite(base.get("J_W", float("nan")), base.get("standard", float("nan"))) else "")
+    return ("The tiny model learns a synthetic corpus rather than holding real, diffuse knowledge: what it has seen "
+            "often enough it tends to know in every phrasing, what it has not seen it does not know, so effects that "
+            f"need phrasing-dependent knowledge, such as the base model's own single-query vs worst-case gap{gap}, are "
+            "weaker or absent; the numbers are not comparable to the paper's.")
