@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from repro.core.cache import fingerprint, get_or_compute
+from repro.core.parallel import STATE, parallel_map
 from repro.models import build_from_spec, model_spec, preprocess
 from repro.train.loop import evaluate, train_classifier
 from repro.sam import selection as _sel
@@ -166,18 +167,20 @@ def load_model(result: dict) -> nn.Module:
     return m.eval()
 
 
-def run_many(data, model_name, num_classes, train_cfg, specs: Iterable[RunSpec], device=None,
-             progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Train (or load) every spec; returns a tidy frame (one row per run) and ``{spec: result}``."""
-    specs = list(specs)
-    rows, results = [], {}
-    it = specs
-    if progress:
-        from tqdm.auto import tqdm
+def _train_job(spec: RunSpec) -> dict:
+    w = STATE
+    return train_run(w["data"], w["model_name"], w["num_classes"], w["train_cfg"], spec, device=w["device"])
 
-        it = tqdm(specs, desc="ch6 runs", leave=False)
-    for s in it:
-        r = train_run(data, model_name, num_classes, train_cfg, s, device=device)
+
+def run_many(data, model_name, num_classes, train_cfg, specs: Iterable[RunSpec], device=None,
+             progress: bool = True, jobs: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Train (or load) every spec; returns a tidy frame (one row per run) and ``{spec: result}``. ``jobs``: worker
+    processes of one torch thread each (:func:`repro.core.parallel.parallel_map`; the profile's ``jobs``)."""
+    specs = list(specs)
+    state = dict(data=data, model_name=model_name, num_classes=num_classes, train_cfg=train_cfg, device=device)
+    out = parallel_map(_train_job, specs, state, jobs=jobs, desc="ch6 runs", progress=progress)
+    rows, results = [], {}
+    for s, r in zip(specs, out):
         results[s] = r
         rows.append(dict(method=s.method, variant=s.variant if s.method == "sam" else "SGD", mode=s.mode,
                          params=s.params if s.method == "sam" else "", rho=s.rho, seed=s.seed,
@@ -300,7 +303,7 @@ def make_data(world_cfg: dict) -> dict:
 CONFIG_KEYS = {
     "world": None, "dataset": None, "val_size": None, "model": None, "train": None, "seeds": None,
     "variants": None, "rho_grid": None, "blocks": None, "sparse": None, "sparse_levels": None, "no_norm": None,
-    "fix_norm": None, "imagenet": None,
+    "fix_norm": None, "imagenet": None, "jobs": None,
     "sharpness": {"definition", "rhos", "n_points", "m", "steps"},
     "feature_rank": {"module", "n_points"},
     "bench": {"batch_size", "resolution", "repeats", "warmup"},
@@ -410,13 +413,14 @@ def run_plan(cfg: dict, data: dict, device=None, progress: bool = True) -> dict:
     """
     d = {k: v for k, v in data.items() if k != "num_classes"}
     C, model_name, tcfg = data["num_classes"], cfg["model"], cfg["train"]
+    jobs = int(cfg.get("jobs", 1))
     first = plan_specs(cfg)
-    grid, res = run_many(d, model_name, C, tcfg, first["grid"], device, progress)
+    grid, res = run_many(d, model_name, C, tcfg, first["grid"], device, progress, jobs)
     best = select_rho(grid)
     later = plan_specs(cfg, best)
-    main, r2 = run_many(d, model_name, C, tcfg, first["sgd"] + later["main"], device, progress)
+    main, r2 = run_many(d, model_name, C, tcfg, first["sgd"] + later["main"], device, progress, jobs)
     res.update(r2)
-    extra, r3 = run_many(d, model_name, C, tcfg, later["extra"], device, progress)
+    extra, r3 = run_many(d, model_name, C, tcfg, later["extra"], device, progress, jobs)
     res.update(r3)
     # fix-norm SGD belongs with the ablations, not with the SGD baseline of Table 1
     fx = main.label == "fix-norm"
