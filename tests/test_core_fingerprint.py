@@ -19,7 +19,9 @@ CACHED = sorted(
     for p in PACKAGE_DIR.rglob("*.py")
     if "get_or_compute(" in p.read_text() and p.name not in ("cache.py", "runner.py"))
 TRAINED = ["repro.studies.ch3_ninco.zoo", "repro.studies.ch5_sharpness.experiment", "repro.studies.ch6_samon.experiment",
-           "repro.studies.appendix_related.experiment"]  # incl. the l2-normalised zoo (train_l2_model)
+           "repro.studies.appendix_related.experiment",   # incl. the l2-normalised zoo (train_l2_model)
+           "repro.studies.ch5_sharpness.zoo_train"]
+# the modules whose entries are released (releases/families.yaml): their keys must not move with other code
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,18 @@ def test_training_loop_edit_changes_every_trained_family_and_nothing_else(pkg):
     # gives new feature keys, an unchanged one keeps them
     assert "repro.ood.features" not in changed
     assert _digests(pkg, CACHED) == before
+
+
+@pytest.mark.parametrize("root", ["repro.studies.ch3_ninco.zoo_train", "repro.studies.ch5_sharpness.zoo_train"])
+def test_released_zoo_keys_follow_only_their_training_code(root):
+    """A released zoo is retrained (and re-released, an hour of CPU) whenever a module of its closure changes:
+    its key must not follow detectors, sharpness measures, unlearning code, other studies, or chapter 7's
+    pretraining corpus (kept in repro.data.pretraining for exactly this reason)."""
+    closure = fp.default_graph().closure([root])
+    foreign = sorted(m for m in closure if m.startswith(("repro.ood", "repro.sharpness", "repro.unlearning",
+                                                         "repro.data.pretraining", "repro.data.world"))
+                     or (m.startswith("repro.studies.") and m != root))
+    assert not foreign, f"{root} depends on {foreign}"
 
 
 def test_feature_keys_follow_the_trained_weights():
