@@ -187,3 +187,12 @@ def test_chapter_number():
 def test_format_column_keeps_text():
     assert format_column(pd.Series(["a", None, "nan"])) == ["a", MISSING, MISSING]
     assert re.fullmatch(r"−1\.50", format_column(pd.Series([-1.5, 2.25]))[0])
+
+
+def test_a_value_the_column_decimals_would_misstate_gets_significant_digits():
+    from repro.book.render import format_column
+    # a radius column: 0.0005 among 0.05 / 0.2 must not read "0.001" (or "0.000")
+    col = format_column(pd.Series([0.05, 0.2, 0.4, 0.8, 0.0005, 0.0]))
+    assert col == ["0.050", "0.200", "0.400", "0.800", "0.0005", "0.000"]
+    assert format_column(pd.Series([87.6, 55.3, 0.04]))[2] == "0.04"     # an FPR of 0.04 % is not 0.0 %
+    assert format_column(pd.Series([-0.00012, 0.5, 0.25]))[0] == "−0.00012"

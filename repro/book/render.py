@@ -77,6 +77,18 @@ def format_number(v, decimals: int | None, integral: bool) -> str:
     return str(v)
 
 
+def _resolved(v, decimals: int | None) -> str:
+    """``format_number`` with the column's decimals, unless they misstate the value by more than 5 % (a radius
+    0.0005 in a column shown with 3 decimals would read "0.001"): then three significant digits."""
+    out = format_number(v, decimals, False)
+    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and not is_missing(v):
+        f = float(v)
+        if math.isfinite(f) and f != 0 and abs(round(f, decimals or 0) - f) > 0.05 * abs(f):
+            g = f"{f:.3g}"
+            return g.replace("-", "−") if g.startswith("-") else g
+    return out
+
+
 def format_column(s: pd.Series, digits: int | None = None) -> list[str]:
     """One column as display strings (not escaped)."""
     vals = list(s)
@@ -84,7 +96,7 @@ def format_column(s: pd.Series, digits: int | None = None) -> list[str]:
     if nums and all(isinstance(v, (numbers.Real, np.bool_)) for v in nums):
         integral = _is_integral(nums)
         dec = None if integral else column_decimals(nums, digits)
-        return [format_number(v, dec, integral) for v in vals]
+        return [_resolved(v, dec) if not integral else format_number(v, dec, integral) for v in vals]
     return [MISSING if is_missing(v) else str(v) for v in vals]
 
 

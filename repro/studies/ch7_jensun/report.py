@@ -627,11 +627,11 @@ def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame
     (:func:`repro.studies.ch7_jensun.experiment.side_by_side`)."""
     from repro.reference import claims_frame
 
-    claims = [
+    claims = [   # the headline (JensUn, Table 1) first: the landing page shows a chapter's first claim
+        claim_jensun(base, rows["jensun"]),
         claim_table5(t5),
         claim_ga_collapse(base, rows["ga"]),
         claim_graddiff(base, rows["graddiff"]),
-        claim_jensun(base, rows["jensun"]),
         claim_nll_retain_above_base(base, rows),
         claim_npo_simnpo(rows),
         claim_mc_vs_generation(base, rows),
