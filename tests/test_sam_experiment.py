@@ -37,6 +37,11 @@ def test_accuracy_table_and_gap_summary_by_hand():
     assert rp.verdict_direction([3.0, 0.1], [1.0, 1.0]) == "reproduced"
     assert rp.verdict_direction([0.5, 0.1], [1.0, 1.0]) == "partly reproduced"  # right sign, within noise
     assert rp.verdict_direction([-0.5], [0.1]) == "not reproduced"
+    # signs that disagree within noise show nothing (the cpu book flipped "partly" <-> "not" under float rounding)
+    assert rp.verdict_direction([0.58, -0.44, 1.16], [2.57, 3.38, 2.76]) == "not reproduced"
+    assert rp.verdict_direction([-2.56, -1.02, -0.73], [3.02, 3.03, 3.37]) == "not reproduced"
+    assert rp.verdict_direction([3.0, -0.2], [1.0, 1.0]) == "partly reproduced"   # one decided effect
+    assert "not told apart" in rp.why_direction([0.58, -0.44], [2.57, 3.38])
     se = rp.gap_with_se(_runs(), ["sam"]).se.iloc[0]
     assert se == pytest.approx(np.sqrt(1 / 3 + 1 / 3))
 

@@ -403,8 +403,10 @@ def _finite(x) -> bool:
 
 
 def verdict_direction(diffs: list[float], ses: list[float]) -> str:
-    """Shared rule: *reproduced* if every difference has the paper's sign and at least one exceeds two
-    standard errors; *partly* if the signs agree only within noise or only for some; else *not*.
+    """Shared rule, noise-aware (a difference counts only beyond two seed standard errors): *reproduced* if
+    every difference has the paper's sign and at least one exceeds two standard errors; *partly* if one
+    difference exceeds two standard errors with the paper's sign, or every sign agrees within noise; else
+    *not* (signs that disagree within noise show nothing, so float rounding cannot flip the verdict).
     No differences, a NaN difference, or no usable standard error (one seed, or seeds that agree
     exactly, SE = 0) give *not testable at this scale*."""
     diffs, ses = list(diffs), list(ses)
@@ -416,7 +418,7 @@ def verdict_direction(diffs: list[float], ses: list[float]) -> str:
     signif = [d > 2 * e for d, e in zip(diffs, ses) if _finite(e) and e > 0]
     if all(pos) and any(signif):
         return "reproduced"
-    if any(pos):
+    if any(signif) or all(pos):
         return "partly reproduced"
     return "not reproduced"
 
@@ -431,8 +433,11 @@ def why_direction(diffs: list[float], ses: list[float], what: str = "difference"
     if not any(_finite(e) and e > 0 for e in ses):
         return "one seed (or identical seeds): no standard error, so the direction cannot be told from noise."
     n_neg = sum(d <= 0 for d in diffs)
+    against = sum(_finite(e) and e > 0 and d < -2 * e for d, e in zip(diffs, ses))
     if n_neg:
-        return f"{n_neg} of {len(list(diffs))} {what}s have the opposite sign (or are zero) at this scale."
+        return (f"{n_neg} of {len(list(diffs))} {what}s have the opposite sign (or are zero) at this scale"
+                + (f", {against} of them beyond two seed standard errors." if against else
+                   "; no difference is beyond two seed standard errors either way: the arms are not told apart."))
     return f"every {what} has the paper's sign but none exceeds two seed standard errors."
 
 
