@@ -67,8 +67,21 @@ def test_two_ranks_equal_single_process_global_batch(runs, strategy):
     assert 0 < a["tokens"] < ref["tokens_this_rank"] and a["tokens"] + b["tokens"] == ref["tokens_this_rank"]
     assert a["final_loss"] == b["final_loss"]  # the logged loss is all-reduced
     assert a["state_dict"].keys() == ref["state_dict"].keys()
+    from repro.core.config import chapter_config
+
+    lr = chapter_config("ch7", "smoke")["methods"]["jensun"]["lr"]
+    # AdamW turns rounding-level gradients (rows the batches barely touch: rare tokens, near-dead MLP units) into
+    # steps of up to lr, so the summation order of an all-reduce may move a few elements: allow <= 0.5 % of all
+    # elements past the tight tolerance, each by far less than one step (a wrong average, e.g. a sum over ranks,
+    # moves nearly every element by about a step)
+    n_bad = n_all = 0
+    worst = 0.0
     for k, v in ref["state_dict"].items():
-        torch.testing.assert_close(a["state_dict"][k], v, rtol=1e-4, atol=2e-6)
+        diff = (a["state_dict"][k] - v).abs()
+        n_bad += int((diff > 2e-6 + 1e-4 * v.abs()).sum())
+        n_all += diff.numel()
+        worst = max(worst, float(diff.max()))
+    assert n_bad <= 0.005 * n_all and worst <= 0.05 * lr, (n_bad, n_all, worst, lr)
     if strategy == "ddp":  # replicas are identical; FSDP gathers the full weights on rank 0 only
         for k, v in a["state_dict"].items():
             torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0)
