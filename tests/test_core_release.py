@@ -188,14 +188,9 @@ def test_cli_flags(monkeypatch):
 
 
 # --------------------------------------------------------------------------- the released zoos themselves
-@pytest.mark.slow
-@pytest.mark.parametrize("chapter", ["ch3"])
-def test_released_zoo_loads_without_training_and_has_its_recorded_accuracy(chapter, tmp_path, monkeypatch):
-    """The chapter's cpu plan finds every zoo model in the committed release (no training: the training loop is
-    replaced by one that fails), and each model's accuracy on the world's ID train/test sets, recomputed here,
-    is the one the manifest records."""
-    from repro.core.config import chapter_config
-    from repro.studies.ch3_ninco import experiment as X
+def _released_only(chapter: str, family: str, tmp_path, monkeypatch) -> dict:
+    """Set up a run that may load ``chapter``'s cpu release but never train (the training loop fails), in an
+    empty cache; return the manifest's recorded metrics of ``family`` by entry key. Skips without a release."""
     from repro.train import loop
 
     mp = project_root() / "releases" / chapter / "cpu" / "manifest.json"
@@ -206,10 +201,23 @@ def test_released_zoo_loads_without_training_and_has_its_recorded_accuracy(chapt
     release.reset_index()
 
     def no_training(*a, **k):
-        raise AssertionError("the released zoo was not found: the chapter would train (stale release?)")
+        raise AssertionError(f"the released {chapter} zoo was not found: the chapter would train (stale release?)")
 
     monkeypatch.setattr(loop, "train_classifier", no_training)
-    recorded = {e["key"]: e["metrics"] for e in json.loads(mp.read_text())["entries"] if e["name"] == "zoo_model"}
+    return {e["key"]: e["metrics"] for e in json.loads(mp.read_text())["entries"] if e["name"] == family}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", ["ch3"])
+def test_released_zoo_loads_without_training_and_has_its_recorded_accuracy(chapter, tmp_path, monkeypatch):
+    """The chapter's cpu plan finds every zoo model in the committed release (no training: the training loop is
+    replaced by one that fails), and each model's accuracy on the world's ID train/test sets, recomputed here,
+    is the one the manifest records."""
+    from repro.core.config import chapter_config
+    from repro.studies.ch3_ninco import experiment as X
+    from repro.train import loop
+
+    recorded = _released_only(chapter, "zoo_model", tmp_path, monkeypatch)
     plan = X.plan(chapter_config("ch3", "cpu"), "cpu", 0)
     n0 = len(cache.EVENTS)
     zoo = X.train_zoo(plan, device="cpu", progress=False)
@@ -234,20 +242,8 @@ def test_released_ch5_zoo_loads_without_training_and_has_its_recorded_errors(tmp
     clean train / test error, recomputed here, is the one the manifest records (App. H's filter reads them)."""
     from repro.core.config import chapter_config
     from repro.studies.ch5_sharpness import experiment as X
-    from repro.train import loop
 
-    mp = project_root() / "releases" / "ch5" / "cpu" / "manifest.json"
-    if not mp.exists():
-        pytest.skip("no ch5/cpu release committed")
-    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("REPRO_NO_RELEASE", raising=False)
-    release.reset_index()
-
-    def no_training(*a, **k):
-        raise AssertionError("the released ch5 zoo was not found: the chapter would train (stale release?)")
-
-    monkeypatch.setattr(loop, "train_classifier", no_training)
-    recorded = {e["key"]: e["metrics"] for e in json.loads(mp.read_text())["entries"] if e["name"] == "ch5_zoo_model"}
+    recorded = _released_only("ch5", "ch5_zoo_model", tmp_path, monkeypatch)
     cfg = chapter_config("ch5", "cpu")
     data = X.prepare_data(cfg)
     n0 = len(cache.EVENTS)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from repro.reference import NOT_MEASURED, claims_frame, load_paper_table, verdict_from, world_card_frame
+from repro.reference.noise import SIGN_TEST_ALPHA, sign_test_p
 
 __all__ = ["PAPER_METHOD", "paper_beats_msp", "paper_mean_fpr", "ninco_claims"]
 
@@ -154,8 +155,6 @@ def ninco_claims(summary: pd.DataFrame, units: pd.DataFrame, cleaning: Optional[
             parts.append((meth, f"{k}/{n}", int((wide[meth] < wide["msp"]).sum())))
         # "most": a majority that a fair coin would rarely give (one-sided sign test, p <= 0.05; ties count
         # against). The per-model mean FPRs carry no interval here (ch4 bootstraps its Maha comparisons).
-        from repro.reference.noise import SIGN_TEST_ALPHA, sign_test_p
-
         n = len(wide)
         ps = [sign_test_p(o, n - o) for _, _, o in parts]
         oks = [o > n / 2 and p_ <= SIGN_TEST_ALPHA for (_, _, o), p_ in zip(parts, ps)]
