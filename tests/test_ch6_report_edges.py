@@ -65,7 +65,8 @@ def _ch6_rows(acc_fn, n_seeds: int, sharp_val=None, rank_val=None, costs=None, b
     return rp.claims_rows(gs=gs, paper_gs=rp.paper_gap_summary("basic"), gap_df=gaps, shift=rp.rho_shift(best, variants),
                           sparse=rp.sparse_frame(main, extra, 0.99), points=rp.runtime_points(main, extra, costs),
                           sharp=sharp, sharp_rho=0.005, gamma_shift=g, rank=rank, norm_counts=(0, 0),
-                          sgd_acc=gs["sgd"], shared_grid=True, no_norm_gaps=nn_gaps, fix_norm=rp.fix_norm_frame(main, extra))
+                          sgd_acc=gs["sgd"], shared_grid=True, no_norm_gaps=nn_gaps, fix_norm=rp.fix_norm_frame(main, extra),
+                          sam_sgd=rp.sgd_gaps(main, variants))
 
 
 def _scientific(rows):
@@ -168,3 +169,24 @@ def test_appendix_empty_comparison_is_not_testable():
              "ratios": pd.DataFrame(columns=["model", "layer", "theta"])}
     rows = ar.l2_claims(empty) + ar.setar_claims(empty)
     assert all(r["verdict"] != "reproduced" for r in rows)
+
+
+def test_sam_beats_sgd_is_noise_aware():
+    """Every SAM arm above SGD by far more than its seed SE: reproduced; the same means with one seed (no SE):
+    not testable; arms that differ from SGD only within noise are not "reproduced"."""
+    def row(rows):
+        return next(r for r in rows if r["claim"] == "SAM-all and SAM-ON beat SGD")
+
+    clear = _ch6_rows(lambda v, m, s: (60.0 if v == "SGD" else 70.0) + 0.1 * s, n_seeds=3)
+    assert row(clear)["verdict"] == "reproduced"
+    assert row(_ch6_rows(lambda v, m, s: 60.0 if v == "SGD" else 70.0, n_seeds=1))["verdict"] == "not testable at this scale"
+    noisy = row(_ch6_rows(lambda v, m, s: (60.0 if v == "SGD" else 60.3) + 3.0 * (-1) ** s, n_seeds=3))
+    assert noisy["verdict"] != "reproduced" and "two seed standard errors" in noisy["why"]
+
+
+def test_sgd_gaps_matches_hand_computation():
+    main = _runs({("SGD", "-"): [60.0, 62.0, 64.0], ("sam", "all"): [65.0, 66.0, 67.0], ("sam", "ON"): [70.0, 70.0, 73.0]})
+    g = rp.sgd_gaps(main, ["sam"]).set_index("mode")
+    assert g.loc["all", "gap"] == pytest.approx(66.0 - 62.0)
+    assert g.loc["all", "se"] == pytest.approx(math.sqrt(1.0 / 3 + 4.0 / 3))
+    assert g.loc["ON", "gap"] == pytest.approx(71.0 - 62.0)
