@@ -93,7 +93,7 @@ browser-deps:
 
 test: | $(VENV)/.installed
 	@$(MAKE) --no-print-directory browser-deps
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 test-fast: | $(VENV)/.installed
 	$(PY) -m pytest tests -m "not slow"

@@ -123,3 +123,19 @@ def test_figures_are_legible():
     labels = [t.get_text() for t in ax.get_xticklabels(minor=True) + ax.get_xticklabels() if t.get_text()]
     assert labels == ["1×", "2×", "4×", "8×"]
     plt.close(fig)
+
+
+def test_table1_by_seed_redraws_the_world_and_reuses_the_chapter_seed(world):
+    """Seed 0 of table1_by_seed is the chapter's own Table 1 (same cache entries); seed 1 is another world
+    (corpus, exposure, pretraining): its base model differs."""
+    cfg = dict(world.cfg, table1_seeds=2)
+    by = X.table1_by_seed(cfg, seed=0)
+    assert sorted(by) == [0, 1]
+    runs0, _ = X.table1(world, seed=0)
+    assert by[0]["rows"] == X.metrics_by_method(runs0)
+    assert by[0]["base"] == X.base_row(world)
+    assert set(by[1]["rows"]) == set(by[0]["rows"])
+    w1 = X.build_world(cfg, seed=1)
+    assert w1.base_fp != world.base_fp
+    with pytest.raises(ValueError, match="table1_seeds"):
+        X.table1_by_seed(dict(world.cfg, table1_seeds=0))

@@ -136,3 +136,49 @@ def test_empty_history_and_items():
     assert R.claim_dynamics([], [])["verdict"] == "not testable at this scale"
     assert R.claim_saturation(np.array([]), np.array([], dtype=bool))["verdict"] == "not testable at this scale"
     assert R.claim_worst_case(pd.DataFrame(columns=["method", "standard", "J_W"]))["verdict"] == "not testable at this scale"
+
+
+# ----------------------------------------------------------------- verdicts over world seeds
+def _good_rows(jensun_jw=0.0):
+    rows = {m: dict(BASE) for m in ("ga", "graddiff", "npo", "simnpo", "dpo", "jensun")}
+    rows["jensun"].update(J_W=jensun_jw, J_Avg=BASE["J_Avg"], MC=BASE["MC"], WR_proxy=0.45, Rep=BASE["Rep"])
+    return rows
+
+
+def test_combine_verdicts_never_calls_a_disagreement_reproduced():
+    R_, P, N, NT = "reproduced", "partly reproduced", "not reproduced", "not testable at this scale"
+    assert R.combine_verdicts([R_, R_, R_]) == R_
+    assert R.combine_verdicts([N, N]) == N
+    assert R.combine_verdicts([R_, N, R_]) == P
+    assert R.combine_verdicts([R_, NT]) == P
+    assert R.combine_verdicts([N, NT]) == N
+    assert R.combine_verdicts([NT, NT]) == NT
+    assert R.combine_verdicts([]) == NT
+
+
+def test_seed_verdicts_and_their_use_in_the_claim_table():
+    base_m = dict(BASE, forget_J_Avg=60.0)
+    by_seed = {0: {"base": BASE, "base_metrics": base_m, "rows": _good_rows(0.0)},
+               1: {"base": BASE, "base_metrics": base_m, "rows": _good_rows(40.0)},   # JensUn keeps utility but does not forget here
+               2: {"base": BASE, "base_metrics": base_m, "rows": _good_rows(0.0)}}
+    sv = R.seed_verdicts(by_seed)
+    head = sv.set_index("claim").iloc[0]
+    assert head.name.startswith("JensUn forgets") and (head["seed 0"], head["seed 1"]) == ("R", "P")
+    assert head["combined"] == "partly reproduced"
+    own = R.table1_claims(BASE, _good_rows(0.0))       # the chapter's own seed alone says "reproduced"
+    assert own[0]["verdict"] == "reproduced"
+    out = R.apply_seed_verdicts(own, sv)
+    assert out[0]["verdict"] == "partly reproduced" and "seeds disagree" in out[0]["why"]
+    assert "seed 1 P" in out[0]["reproduced"]
+    assert R.apply_seed_verdicts(own, sv[["claim", "seed 0", "combined"]]) == own   # one seed: unchanged
+    t = R.seed_table(by_seed)
+    assert list(t.seed) == ["0", "1", "2", "mean", "SE"]
+    assert t.set_index("seed").loc["mean", "JensUn J_W"] == pytest.approx(40 / 3)
+    assert t.set_index("seed").loc["SE", "JensUn J_W"] == pytest.approx(np.std([0, 40, 0], ddof=1) / math.sqrt(3))
+
+
+def test_base_knowledge_guard_line():
+    assert R.MIN_BASE_JW == 25.0
+    low = dict(BASE, J_W=20.0)
+    assert all(r["verdict"] == "not testable at this scale" for r in R.table1_claims(low, _good_rows()))
+    assert R.table1_claims(dict(BASE, J_W=30.0), _good_rows())[0]["verdict"] == "reproduced"

@@ -435,3 +435,24 @@ def test_small_models_score_with_one_blas_thread():
     with X._small_blas({"a": F(64), "b": F(X.SMALL_DIM + 1)}):
         assert blas_threads() == before
     assert blas_threads() == before
+
+
+def test_models_that_cannot_test_maha_pp_are_marked_in_the_delta_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from repro.plots.gaussianity import delta_fpr_bars
+
+    diag = pd.DataFrame({"norm_cv": [0.2, 0.004, float("nan")]}, index=["resnet", "convnext", "unmeasured"])
+    assert R.untestable_models(diag) == pytest.approx({"convnext": 0.004, "unmeasured": float("nan")}, nan_ok=True)
+    deltas = pd.DataFrame({"maha_pp": [-5.0, 0.1, 1.0], "maha_pp_lo": [-8.0, -0.2, -1.0],
+                           "maha_pp_hi": [-2.0, 0.3, 3.0]}, index=["resnet", "convnext", "unmeasured"])
+    fig = delta_fpr_bars(deltas, excluded=R.untestable_models(diag))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["resnet", "convnext (not counted)", "unmeasured (not counted)"]
+    hatches = [p.get_hatch() for p in ax.patches]
+    assert hatches == [None, "///", "///"]
+    plt.close(fig)

@@ -162,7 +162,7 @@ def test_world_card_rows_and_values():
     assert list(card.columns) == ["aspect", "paper", "this world"]
     assert card["aspect"].iloc[0] == "base model's knowledge of the forget set (precondition)"
     ours, paper = card.set_index("aspect")["this world"], card.set_index("aspect")["paper"]
-    assert ours.iloc[0] == ("knows 80 % of the forget facts (worst case J_W); 60 % single query; above the 50 % the "
+    assert ours.iloc[0] == ("knows 80 % of the forget facts (worst case J_W); 60 % single query; above the 25 % the "
                             "training claims need")
     assert paper.iloc[0].startswith("76 % worst case (J_W, Table 1)")
     assert ours["base model's knowledge of the retain set"] == "70.0 % (J_Avg)"
@@ -195,8 +195,8 @@ def test_world_card_nan_missing_and_below_precondition():
                    "base model's utility"):
         assert ours[aspect] == "not measured"
     low = R.world_card(_card_world(J_W=10.0, standard=5.0)).set_index("aspect")["this world"]
-    assert low.iloc[0].endswith("below the 50 % the training claims need")
-    assert "below the 50 %" in R.base_knowledge_text({"J_W": 10.0, "standard": 5.0})
+    assert low.iloc[0].endswith("below the 25 % the training claims need")
+    assert "below the 25 %" in R.base_knowledge_text({"J_W": 10.0, "standard": 5.0})
     assert "not measured" in R.base_knowledge_text({"J_W": float("nan")})
     # an empty world: no crash, every measured cell but the (fixed) target string reads "not measured"
     empty = R.world_card(types.SimpleNamespace())

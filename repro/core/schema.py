@@ -105,7 +105,7 @@ SCHEMAS: dict[str, dict] = {
                 feature_rank=keys("module", "n_points"),
                 bench=keys("batch_size", "resolution", "repeats", "warmup")),
     # repro.studies.ch7_jensun.experiment.SECTION_KEYS
-    "ch7": keys("torch_threads", "dynamics_every", "model_alternatives", "judge",
+    "ch7": keys("torch_threads", "dynamics_every", "model_alternatives", "judge", "table1_seeds",
                 corpus=keys("n_forget_topics", "n_retain_topics", "n_relearn_topics", "n_generic_topics",
                             "entities_per_topic", "n_train_paraphrases", "n_eval_paraphrases",
                             "n_retain_eval_paraphrases", "n_unknowable", "n_mmlu", "n_describe"),

@@ -120,19 +120,24 @@ def _delta_demo():
 
 
 @figure_check(_delta_demo)
-def delta_fpr_bars(deltas: pd.DataFrame, col: str = "maha_pp", level: float = 0.95):
+def delta_fpr_bars(deltas: pd.DataFrame, col: str = "maha_pp", level: float = 0.95, excluded=()):
     """M-Fig. 1: per model, the change of the average FPR from Maha to Maha++ (points; negative = Maha++ better)
     with its paired bootstrap interval over test images (``<col>_lo`` / ``<col>_hi``, from
     :func:`repro.studies.ch4_mahapp.experiment.maha_pp_deltas`), models sorted by the change. Blue: decidedly
-    better (interval below 0), orange: decidedly worse, grey: undecided."""
+    better (interval below 0), orange: decidedly worse, grey: undecided. Models in ``excluded`` (those that cannot
+    test the claim, e.g. LayerNorm pre-logit features) are drawn hatched and labelled "not counted"."""
     d = deltas.sort_values(col)
     fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN * 0.8, 0.35 * len(d) + 1.6))
     lo, hi = d[f"{col}_lo"], d[f"{col}_hi"]
-    colors = [BLUE if h < 0 else ("#D55E00" if l > 0 else "0.6") for l, h in zip(lo, hi)]
+    out = [m in set(excluded) for m in d.index]
+    colors = ["white" if x else BLUE if h < 0 else ("#D55E00" if l > 0 else "0.6") for x, l, h in zip(out, lo, hi)]
     y = np.arange(len(d))
-    ax.barh(y, d[col], color=colors)
+    bars = ax.barh(y, d[col], color=colors, edgecolor=["0.4" if x else "none" for x in out])
+    for b, x in zip(bars, out):
+        if x:
+            b.set_hatch("///")
     ax.errorbar(d[col], y, xerr=np.vstack([d[col] - lo, hi - d[col]]), fmt="none", ecolor="black", lw=1, capsize=3)
-    ax.set_yticks(y, [str(i) for i in d.index])
+    ax.set_yticks(y, [f"{i} (not counted)" if x else str(i) for i, x in zip(d.index, out)])
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(f"FPR Maha++ − FPR Maha (points; < 0: Maha++ better; bars: {100 * level:g} % interval)")
     ax.invert_yaxis()

@@ -36,6 +36,13 @@ NEAR_BEST_POINTS = 2.0
 #: cannot test the claim and is not counted.
 NORM_CV_MIN = 0.01
 
+
+def untestable_models(diag: pd.DataFrame) -> dict:
+    """``{model: norm CV}`` of the models that cannot test Maha vs Maha++ (within-class norm CV ≤ NORM_CV_MIN, or
+    not measured): the ones :func:`mahapp_summary` leaves out of every count."""
+    cv = diag["norm_cv"] if "norm_cv" in diag else pd.Series(np.nan, index=diag.index)
+    return {m: float(v) for m, v in cv.items() if not v > NORM_CV_MIN}
+
 def zoo_table(zoo, feats: Mapping[str, dict]) -> pd.DataFrame:
     """One row per zoo model: name, architecture, recipe, feature dimension, ID train accuracy (%, clean
     training images; NaN for pretrained checkpoints) and ID test accuracy (%)."""

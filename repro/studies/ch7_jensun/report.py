@@ -370,8 +370,12 @@ def claim_saturation(lp_target: np.ndarray, still_correct: np.ndarray) -> dict:
     return _row(c, p, rep, a < b, "Table 1", why="the still-answered items' target is not less probable")
 
 
-#: J_W (%) the base model must reach on the forget set for the training claims to be testable
-MIN_BASE_JW = 50.0
+#: J_W (%) the base model must reach on the forget set for the training claims to be testable: a quarter of the
+#: forget facts, a minimal "something to unlearn". It is far above what a model scores on facts it never saw
+#: (J_W 4 % on the Zipf tail of the cpu world) and well below the paper's base (J_W 76 %, Table 1) and ours (about
+#: 50 %), so the seed-to-seed spread of the base model (48-54 % measured) cannot flip every training claim at once
+#: (the old line, 50 %, sat inside that spread).
+MIN_BASE_JW = 25.0
 
 
 def guard_base_knowledge(claims: list[dict], base: dict, min_jw: float = MIN_BASE_JW) -> list[dict]:
@@ -614,17 +618,101 @@ def relearning_wide(rel: pd.DataFrame) -> pd.DataFrame:
     return w.reset_index()
 
 
+def table1_claims(base: dict, rows: dict) -> list[dict]:
+    """The claims read from one Table 1 (one world seed), guarded by the base model's knowledge."""
+    return guard_base_knowledge([claim_jensun(base, rows["jensun"]), claim_ga_collapse(base, rows["ga"]),
+                                 claim_graddiff(base, rows["graddiff"]), claim_nll_retain_above_base(base, rows),
+                                 claim_npo_simnpo(rows), claim_mc_vs_generation(base, rows)], base)
+
+
+_SHORT = {"reproduced": "R", "partly reproduced": "P", "not reproduced": "N", "not testable at this scale": "NT"}
+
+
+def combine_verdicts(verdicts: list[str]) -> str:
+    """One verdict from the same claim's verdicts on several world seeds: the common verdict when every seed
+    agrees; when they disagree, *partly reproduced* if any seed reproduces it at least partly, else *not
+    reproduced* (or *not testable* when no seed could test it). A claim that one seed reproduces and another
+    does not is therefore never called reproduced."""
+    vs = list(verdicts)
+    if not vs:
+        return "not testable at this scale"
+    if len(set(vs)) == 1:
+        return vs[0]
+    testable = [v for v in vs if v != "not testable at this scale"]
+    if not testable:
+        return "not testable at this scale"
+    return "partly reproduced" if any(v in ("reproduced", "partly reproduced") for v in testable) else "not reproduced"
+
+
+def seed_verdicts(by_seed: dict) -> pd.DataFrame:
+    """Per Table-1 claim: its verdict on each world seed (``by_seed`` from
+    :func:`repro.studies.ch7_jensun.experiment.table1_by_seed`) and the combined verdict."""
+    per = {s: {r["claim"]: r["verdict"] for r in table1_claims(d["base"], d["rows"])} for s, d in by_seed.items()}
+    claims = list(next(iter(per.values()))) if per else []
+    rows = []
+    for c in claims:
+        vs = [per[s][c] for s in per]
+        rows.append({"claim": c, **{f"seed {s}": _SHORT.get(per[s][c], per[s][c]) for s in per},
+                     "combined": combine_verdicts(vs)})
+    return pd.DataFrame(rows)
+
+
+def seed_table(by_seed: dict) -> pd.DataFrame:
+    """The base model's knowledge and JensUn's Table 1 metrics per world seed, with the mean and the standard
+    error over seeds (ddof=1): how much one small world's numbers move when it is redrawn."""
+    cols = [("base J_W", lambda d: d["base"].get("J_W")),
+            ("base forget J_Avg", lambda d: d["base_metrics"].get("forget_J_Avg")),
+            ("base retain J_Avg", lambda d: d["base"].get("J_Avg")),
+            ("JensUn J_W", lambda d: d["rows"]["jensun"].get("J_W")),
+            ("JensUn retain J_Avg", lambda d: d["rows"]["jensun"].get("J_Avg")),
+            ("JensUn MC", lambda d: d["rows"]["jensun"].get("MC")),
+            ("JensUn WR proxy", lambda d: d["rows"]["jensun"].get("WR_proxy")),
+            ("GA J_W", lambda d: d["rows"]["ga"].get("J_W")),
+            ("GradDiff J_W", lambda d: d["rows"]["graddiff"].get("J_W"))]
+    rows = [{"seed": str(s), **{n: float(f(d)) for n, f in cols}} for s, d in by_seed.items()]
+    df = pd.DataFrame(rows, columns=["seed"] + [n for n, _ in cols])
+    if len(df) > 1:
+        num = df.drop(columns="seed")
+        df = pd.concat([df, pd.DataFrame([{"seed": "mean", **num.mean()},
+                                          {"seed": "SE", **(num.std(ddof=1) / math.sqrt(len(num)))}])],
+                       ignore_index=True)
+    return df
+
+
+def apply_seed_verdicts(claims: list[dict], sv: pd.DataFrame | None) -> list[dict]:
+    """Replace each Table-1 claim's verdict (from the chapter's own seed) by the verdict combined over the world
+    seeds (:func:`seed_verdicts`), naming the per-seed verdicts; a no-op with one seed."""
+    if sv is None or not len(sv) or sum(c.startswith("seed ") for c in sv.columns) < 2:
+        return claims
+    by_claim = sv.set_index("claim")
+    seeds = [c for c in sv.columns if c.startswith("seed ")]
+    out = []
+    for r in claims:
+        if r["claim"] in by_claim.index:
+            row = by_claim.loc[r["claim"]]
+            per = ", ".join(f"{c} {row[c]}" for c in seeds)
+            v = row["combined"]
+            why = r.get("why", "") if v == r["verdict"] else ""
+            if len({row[c] for c in seeds}) > 1:
+                why = f"the world seeds disagree ({per})" + (f"; {r['why']}" if r.get("why") else "")
+            r = {**r, "verdict": v, "reproduced": f"{r['reproduced']} [{per}]",
+                 "why": "" if v == "reproduced" else why}
+        out.append(r)
+    return out
+
+
 def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame, lam: pd.DataFrame,
                    lrs: pd.DataFrame, dyn: dict, kl_history: list[dict], tg: pd.DataFrame, rel: pd.DataFrame,
                    lp_target: np.ndarray, still: np.ndarray, side: pd.DataFrame | None = None,
-                   real_data: bool = False) -> pd.DataFrame:
+                   real_data: bool = False, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """The chapter's "claim | paper | reproduced | verdict" table from the measured results.
 
     ``rows`` maps method key -> metrics dict (Table 1 runs); ``wc`` is the Figure 12 table (its
     ``base`` row is excluded from the claim); training claims become "not testable at this scale"
     when the base model does not know the forget facts (:func:`guard_base_knowledge`). With
     ``real_data`` (the ``full`` profile on LKF) the last row compares absolute numbers via ``side``
-    (:func:`repro.studies.ch7_jensun.experiment.side_by_side`)."""
+    (:func:`repro.studies.ch7_jensun.experiment.side_by_side`). ``seeds`` (:func:`seed_verdicts`) replaces
+    the Table-1 verdicts by the ones combined over world seeds."""
     from repro.reference import claims_frame
 
     claims = [   # the headline (JensUn, Table 1) first: the landing page shows a chapter's first claim
@@ -648,7 +736,7 @@ def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame
          "reproduced": "tiny generated world only", "verdict": "not testable at this scale", "section": "all",
          "kind": "claim", "why": "a tiny model on a generated corpus: absolute numbers are not comparable"},
     ]
-    return claims_frame(guard_base_knowledge(claims, base))
+    return claims_frame(apply_seed_verdicts(guard_base_knowledge(claims, base), seeds))
 
 
 def claim_absolute(side: pd.DataFrame, tol: float = 10.0) -> dict:
