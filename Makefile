@@ -68,6 +68,11 @@ $(PARAMS):
 $(RESULTS)/$(PROFILE)/executed/%.ipynb: notebooks/%.ipynb $(REPRO_SRC) $(PARAMS) | $(VENV)/.installed
 	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli run $* --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(RUN_FLAGS)
 
+# Chapter 4 and the appendix read chapter 3's zoo from the cache: under `make -j2 book` they start after chapter 3,
+# so no model is trained twice (order only: a re-executed chapter 3 does not re-execute them)
+$(RESULTS)/$(PROFILE)/executed/ch4_mahalanobis_pp.ipynb $(RESULTS)/$(PROFILE)/executed/appendix_related_ood.ipynb: \
+  | $(RESULTS)/$(PROFILE)/executed/ch3_ninco.ipynb
+
 $(HTML): $(EXECUTED) $(BOOK_SRC) | $(VENV)/.installed
 	REPRO_RESULTS=$(abspath $(RESULTS)) $(PY) -m repro.cli book --profile $(PROFILE) --results $(abspath $(RESULTS)) --stage $(STAGE) --out $(BOOK_OUT)
 	@touch $@
@@ -93,10 +98,10 @@ browser-deps:
 
 test: | $(VENV)/.installed
 	@$(MAKE) --no-print-directory browser-deps
-	$(PY) -m pytest tests --durations=15
+	$(PY) -m pytest tests -n 2 --dist loadfile --durations=15
 
 test-fast: | $(VENV)/.installed
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests -n 2 --dist loadfile -m "not slow"
 
 bench: | $(VENV)/.installed
 	$(PY) benchmarks/run.py

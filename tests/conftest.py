@@ -6,8 +6,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Tests never touch the user's cache or results; torch stays on few threads (2-core CI).
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Tests never touch the user's cache or results; torch stays on few threads (2-core CI): one per worker when
+# `make test` runs two pytest-xdist workers (-n 2 --dist loadfile: a module's tests, and so its module-scoped
+# fixtures, stay in one worker), so that two busy workers do not oversubscribe the 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 
 
 @pytest.fixture(autouse=True)
@@ -25,19 +27,36 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_site(tmp_path_factory):
-    """`make book PROFILE=smoke` into a temporary folder, once per test session.
+    """`make -j2 book PROFILE=smoke` into a temporary folder, once per test run.
 
-    Every chapter notebook is executed with papermill from a cold, private cache, then the book is
-    built. Returns a dict with the paths, the make command and its environment (for re-runs)."""
+    Every chapter notebook is executed with papermill from a cold, private cache, two at a time on one
+    thread each (the smoke notebooks are mostly interpreter work: 2 jobs take about 3/4 of the time of one
+    job with 2 threads), then the book is built. Under pytest-xdist the workers share one build: the first
+    that needs it builds it under a file lock, the others wait for it and read its result. Returns a dict with
+    the paths, the make command and its environment (for re-runs)."""
+    import fcntl
+    import json
     import subprocess
 
-    tmp = tmp_path_factory.mktemp("smoke_book")
-    env = dict(os.environ, VIRTUAL_ENV=sys.prefix, REPRO_CACHE=str(tmp / "cache"), REPRO_DATA=str(tmp / "data"))
-    env.pop("REPRO_RESULTS", None)
-    args = ["make", "-C", str(ROOT), "book", "PROFILE=smoke", f"RESULTS={tmp / 'results'}", f"BOOK_OUT={tmp / 'site'}"]
-    r = subprocess.run(args, env=env, capture_output=True, text=True)
-    return {"rc": r.returncode, "log": r.stdout[-6000:] + r.stderr[-6000:], "args": args, "env": env,
-            "results": tmp / "results", "html": tmp / "site" / "_build" / "html", "tmp": tmp}
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent          # shared by every worker of this run
+    tmp, record = base / "smoke_book", base / "smoke_book.json"
+    with open(base / "smoke_book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            tmp.mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ, VIRTUAL_ENV=sys.prefix, REPRO_CACHE=str(tmp / "cache"),
+                       REPRO_DATA=str(tmp / "data"), OMP_NUM_THREADS="1")
+            env.pop("REPRO_RESULTS", None)
+            env.pop("PYTEST_XDIST_WORKER", None)
+            args = ["make", "-C", str(ROOT), "-j2", "book", "PROFILE=smoke", f"RESULTS={tmp / 'results'}",
+                    f"BOOK_OUT={tmp / 'site'}"]
+            r = subprocess.run(args, env=env, capture_output=True, text=True)
+            record.write_text(json.dumps({"rc": r.returncode, "log": r.stdout[-6000:] + r.stderr[-6000:],
+                                          "args": args, "env": env}))
+    rec = json.loads(record.read_text())
+    return {**rec, "results": tmp / "results", "html": tmp / "site" / "_build" / "html", "tmp": tmp}
 
 
 def run_chapter_on_standins(chapter: str, standins: dict, tmp_path: Path, timeout: int) -> Path:

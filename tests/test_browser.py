@@ -74,6 +74,24 @@ def driver():
     d.quit()
 
 
+def _title_and_text(driver, tries: int = 40) -> tuple[str, str]:
+    """The page's title and body text. A page that redirects (index.html) may still be navigating when get()
+    returns, more so on a busy machine (make test runs two workers): retry until the document stays."""
+    import time
+
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    for i in range(tries):
+        try:
+            if driver.execute_script("return document.readyState") == "complete":
+                return driver.title, driver.find_element("tag name", "body").text
+        except (NoSuchElementException, StaleElementReferenceException):
+            if i == tries - 1:
+                raise
+        time.sleep(0.25)
+    return driver.title, driver.find_element("tag name", "body").text
+
+
 def test_every_page_loads_and_every_figure_is_drawn(smoke_site, driver):
     from PIL import Image
 
@@ -82,8 +100,7 @@ def test_every_page_loads_and_every_figure_is_drawn(smoke_site, driver):
     problems, n_images = [], 0
     for page in _pages(html):
         driver.get(page.as_uri())
-        title = driver.title
-        body = driver.find_element("tag name", "body").text
+        title, body = _title_and_text(driver)
         if not title or len(body) < 50:
             problems.append(f"{page.name}: empty page (title={title!r})")
         if "Traceback (most recent call last)" in body:

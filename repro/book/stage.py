@@ -153,12 +153,24 @@ def execute(nb: Path, profile: str, seed: int = 0, device: str = "auto", results
                 results_dir=Path(results or results_root()) / profile / chapter_of(nb))
     os.replace(tmp, out)
     dt = time.perf_counter() - t0
-    timing = out.parent / "timings.json"
-    data = json.loads(timing.read_text()) if timing.exists() else {}
-    data[Path(nb).stem] = round(dt, 1)
-    timing.write_text(json.dumps(data, indent=2))
+    _record_timing(out.parent / "timings.json", Path(nb).stem, dt)
     print(f"[repro] finished {Path(nb).name} in {dt:.1f} s", flush=True)
     return out
+
+
+def _record_timing(path: Path, stem: str, seconds: float) -> None:
+    """Add one chapter's execution time to ``timings.json``. Chapters may run concurrently (``make -j2 book``):
+    the read-modify-write holds an exclusive lock and the file is replaced atomically, so no entry is lost and
+    no reader sees half a file."""
+    import fcntl
+
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[stem] = round(seconds, 1)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
 
 
 def _record_run(nb_path: Path, profile: str, seed: int, device: str, results_dir: Path) -> None:
