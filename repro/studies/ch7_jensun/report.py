@@ -618,11 +618,16 @@ def relearning_wide(rel: pd.DataFrame) -> pd.DataFrame:
     return w.reset_index()
 
 
+def _table1_claims(base: dict, rows: dict) -> list[dict]:
+    # the headline (JensUn) first: the landing page shows a chapter's first claim
+    return [claim_jensun(base, rows["jensun"]), claim_ga_collapse(base, rows["ga"]),
+            claim_graddiff(base, rows["graddiff"]), claim_nll_retain_above_base(base, rows),
+            claim_npo_simnpo(rows), claim_mc_vs_generation(base, rows)]
+
+
 def table1_claims(base: dict, rows: dict) -> list[dict]:
     """The claims read from one Table 1 (one world seed), guarded by the base model's knowledge."""
-    return guard_base_knowledge([claim_jensun(base, rows["jensun"]), claim_ga_collapse(base, rows["ga"]),
-                                 claim_graddiff(base, rows["graddiff"]), claim_nll_retain_above_base(base, rows),
-                                 claim_npo_simnpo(rows), claim_mc_vs_generation(base, rows)], base)
+    return guard_base_knowledge(_table1_claims(base, rows), base)
 
 
 _SHORT = {"reproduced": "R", "partly reproduced": "P", "not reproduced": "N", "not testable at this scale": "NT"}
@@ -715,14 +720,11 @@ def chapter_claims(*, t5: pd.DataFrame, base: dict, rows: dict, wc: pd.DataFrame
     the Table-1 verdicts by the ones combined over world seeds."""
     from repro.reference import claims_frame
 
-    claims = [   # the headline (JensUn, Table 1) first: the landing page shows a chapter's first claim
-        claim_jensun(base, rows["jensun"]),
+    t1 = _table1_claims(base, rows)
+    claims = [
+        t1[0],          # the headline (JensUn, Table 1) first: the landing page shows a chapter's first claim
         claim_table5(t5),
-        claim_ga_collapse(base, rows["ga"]),
-        claim_graddiff(base, rows["graddiff"]),
-        claim_nll_retain_above_base(base, rows),
-        claim_npo_simnpo(rows),
-        claim_mc_vs_generation(base, rows),
+        *t1[1:],
         claim_worst_case(wc[wc["method"] != "base"]),
         claim_lambda_sweep(lam, base),
         claim_lr_sweep(lrs, "jensun"),
