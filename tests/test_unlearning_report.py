@@ -203,3 +203,12 @@ def test_world_card_nan_missing_and_below_precondition():
     assert len(empty) == 11 and empty["paper"].str.len().gt(10).all()
     rest = empty[empty["aspect"] != "refusal / target string"]["this world"]
     assert (rest == "not measured").all()
+
+
+def test_world_card_shows_the_seed_spread_of_the_precondition():
+    by = {s: {"base": {"J_W": jw}, "base_metrics": {"forget_J_Avg": fj}} for s, jw, fj in
+          [(0, 52.0, 51.0), (1, 50.0, 48.4), (2, 54.0, 52.3)]}
+    card = R.world_card(_card_world(), by_seed=by).set_index("aspect")["this world"]
+    assert card["world seeds"].startswith("Table 1 on 3 world seeds (0, 1, 2;")
+    assert "base J_W 50.0-54.0 % (mean 52.0 %, 3 seeds)" in card["world seeds"]
+    assert "world seeds" not in R.world_card(_card_world(), by_seed={0: by[0]}).aspect.tolist()

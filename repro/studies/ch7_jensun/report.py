@@ -470,7 +470,7 @@ def base_knowledge_text(base: dict, paper_table: str = "jensun_T1_lkf_llama") ->
                f"This is below the {min_jw:.0f} % the training claims need, so they are marked not testable."))
 
 
-def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
+def world_card(world, paper_table: str = "jensun_T1_lkf_llama", by_seed: dict | None = None) -> pd.DataFrame:
     """The paper's setting beside this world's, measured from the run (columns "aspect", "paper", "this world").
 
     Paper values: Table 1 ('Original' row, read from ``paper_table``), Figure 13 (single query), Sec. 4.4
@@ -607,6 +607,15 @@ def world_card(world, paper_table: str = "jensun_T1_lkf_llama") -> pd.DataFrame:
         ("benign relearning", "600 steps, LR 1e-5, effective batch 16 on the 200 relearning QA pairs (App. B.5)",
          relearn),
     ]
+    if by_seed and len(by_seed) > 1:   # the world redrawn: how much the precondition moves between seeds
+        from repro.reference import pct_range
+
+        jw = [d["base"].get("J_W") for d in by_seed.values()]
+        fj = [d["base_metrics"].get("forget_J_Avg") for d in by_seed.values()]
+        rows.append(("world seeds", "one model and one benchmark (the paper reports no seeds for Table 1)",
+                     f"Table 1 on {len(by_seed)} world seeds ({', '.join(map(str, by_seed))}; corpus, exposure, "
+                     f"pretraining and unlearning redrawn): base J_W {pct_range(jw, unit='seed')}, forget J_Avg "
+                     f"{pct_range(fj, unit='seed')}"))
     return world_card_frame(rows)
 
 
