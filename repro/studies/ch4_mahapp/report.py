@@ -43,6 +43,7 @@ def untestable_models(diag: pd.DataFrame) -> dict:
     cv = diag["norm_cv"] if "norm_cv" in diag else pd.Series(np.nan, index=diag.index)
     return {m: float(v) for m, v in cv.items() if not v > NORM_CV_MIN}
 
+
 def zoo_table(zoo, feats: Mapping[str, dict]) -> pd.DataFrame:
     """One row per zoo model: name, architecture, recipe, feature dimension, ID train accuracy (%, clean
     training images; NaN for pretrained checkpoints) and ID test accuracy (%)."""
@@ -147,16 +148,16 @@ def mahapp_summary(avg: pd.DataFrame, ninco: pd.DataFrame, fails: pd.DataFrame, 
     n = len(A)
     if n == 0:
         raise ValueError("mahapp_summary needs at least one model row in the FPR table")
-    cv = diag["norm_cv"].reindex(A.index) if "norm_cv" in diag else pd.Series(np.nan, index=A.index)
     # models that can test Maha vs Maha++ (NORM_CV_MIN); a NaN CV is not evidence of varying norms
-    ok = cv > NORM_CV_MIN
+    excluded = untestable_models(diag.reindex(A.index))
+    ok = ~A.index.isin(list(excluded))
     At, Nt = A[ok], N[N.index.isin(A.index[ok])]
     fl = fails.drop(index="Average", errors="ignore")
     flt = fl[fl.index.isin(At.index)]
     dvt = diag[diag.index.isin(At.index)]
     ct = conf_table[conf_table.index.isin(At.index)]
     s = dict(
-        n_models=n, n_testable=int(ok.sum()), excluded={m: float(cv[m]) for m in A.index[~ok]},
+        n_models=n, n_testable=int(ok.sum()), excluded=excluded,
         maha=float(At.maha.mean()) if len(At) else np.nan, maha_pp=float(At.maha_pp.mean()) if len(At) else np.nan,
         rmaha=float(At.rmaha.mean()) if "rmaha" in At and len(At) else np.nan,
         rmaha_pp=float(At.rmaha_pp.mean()) if "rmaha_pp" in At and len(At) else np.nan,
