@@ -61,7 +61,7 @@ def gap_with_se(runs: pd.DataFrame, variants: list[str], a: str = "all", b: str 
     for v in variants:
         xa = runs[(runs.variant == v) & (runs["mode"] == a)].test_acc
         xb = runs[(runs.variant == v) & (runs["mode"] == b)].test_acc
-        se = math.sqrt(xa.var(ddof=1) / len(xa) + xb.var(ddof=1) / len(xb)) if min(len(xa), len(xb)) > 1 else float("nan")
+        se = _se(xa.std(ddof=1), len(xa), xb.std(ddof=1), len(xb))
         rows.append(dict(variant=v, **{a: xa.mean(), b: xb.mean()}, gap=xb.mean() - xa.mean(), se=se))
     return pd.DataFrame(rows, columns=["variant", a, b, "gap", "se"])
 
@@ -74,8 +74,7 @@ def sgd_gaps(runs: pd.DataFrame, variants: list[str], modes=("all", "ON")) -> pd
     for v in variants:
         for m in modes:
             x = runs[(runs.method == "sam") & (runs.variant == v) & (runs["mode"] == m)].test_acc
-            se = (math.sqrt(x.var(ddof=1) / len(x) + sgd.var(ddof=1) / len(sgd)) if min(len(x), len(sgd)) > 1
-                  else float("nan"))
+            se = _se(x.std(ddof=1), len(x), sgd.std(ddof=1), len(sgd))
             rows.append(dict(variant=v, mode=m, sam=x.mean(), sgd=sgd.mean(), gap=x.mean() - sgd.mean(), se=se))
     return pd.DataFrame(rows, columns=["variant", "mode", "sam", "sgd", "gap", "se"])
 
