@@ -97,6 +97,12 @@ def test_release_manifest_lookup_and_no_release(env, monkeypatch):
     md = prov.markdown()
     assert prov.cache_release == 1 and "`unit_zoo`: loaded from release ×1" in md
     assert "unitch/smoke #1" in md and "made by the current code" in md
+    # the compute its entries took is shown beside the wall time of the last release call (a resumed release's
+    # build_seconds covers only the call that finished it)
+    compute = sum(e["compute_seconds"] for e in m["entries"])
+    assert compute > 0 and release.compute_seconds(m) == pytest.approx(compute)
+    assert f"{compute:,.0f} s of compute" in md
+    assert release.describe(env / "store")[0]["compute_seconds"] == pytest.approx(compute, abs=0.05)
 
     monkeypatch.setenv("REPRO_NO_RELEASE", "1")
     cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))

@@ -457,13 +457,18 @@ def why_direction(diffs: list[float], ses: list[float], what: str = "difference"
         return f"no finite {what} to compare (runs missing or failed)."
     if not any(_finite(e) and e > 0 for e in ses):
         return "one seed (or identical seeds): no standard error, so the direction cannot be told from noise."
-    n_neg = sum(d <= 0 for d in diffs)
+    n, n_neg = len(list(diffs)), sum(d <= 0 for d in diffs)
     against = sum(_finite(e) and e > 0 and d < -2 * e for d, e in zip(diffs, ses))
-    if n_neg:
-        return (f"{n_neg} of {len(list(diffs))} {what}s have the opposite sign (or are zero) at this scale"
-                + (f", {against} of them beyond two seed standard errors." if against else
-                   "; no difference is beyond two seed standard errors either way: the arms are not told apart."))
-    return f"every {what} has the paper's sign but none exceeds two seed standard errors."
+    decided = sum(_finite(e) and e > 0 and d > 2 * e for d, e in zip(diffs, ses))
+    if not n_neg:
+        return f"every {what} has the paper's sign but none exceeds two seed standard errors."
+    why = f"{n_neg} of {n} {what}s have the opposite sign (or are zero) at this scale"
+    why += f", {against} of them beyond two seed standard errors" if against else ", all within two seed standard errors"
+    if decided:   # say it: a reader must not take a decided effect for noise
+        return why + f"; {decided} of {n} exceed two seed standard errors with the paper's sign."
+    if not against:
+        return why + "; no difference is beyond two seed standard errors either way: the arms are not told apart."
+    return why + "."
 
 
 def verdict_accuracy(gs: dict, gaps: pd.DataFrame) -> str:
