@@ -123,7 +123,8 @@ def _cmd_release(args) -> int:
     if args.list:
         rows = release.describe()
         for r in rows:
-            print(f"{r['chapter']:9s} {r['profile']:6s} #{r['release']:<3d} built {r['built']} in {r['build_seconds']:.0f} s, "
+            print(f"{r['chapter']:9s} {r['profile']:6s} #{r['release']:<3d} built {r['built']} in {r['build_seconds']:.0f} s "
+                  f"(entries: {r['compute_seconds']:.0f} s of compute), "
                   f"{r['entries']} entries, {r['MB']} MB")
         print(f"{len(rows)} releases in {release.store_root()}")
         return 0

@@ -54,6 +54,50 @@ def test_plan_has_the_new_arms_and_sweep_uses_it():
     assert len(later["main"]) == len(cfg["variants"]) * 3 * len(cfg["seeds"])
 
 
+def test_rho_grid_runs_on_every_seed_and_main_runs_are_grid_runs():
+    cfg = chapter_config("ch6", "cpu")
+    first = ex.plan_specs(cfg)
+    per = pd.Series([(s.variant, s.params, s.rho) for s in first["grid"]]).value_counts()
+    assert (per == len(cfg["seeds"])).all()
+    best = {(s.variant, s.mode): s.rho for s in first["grid"]}
+    grid_keys = {tuple(sorted(s.key().items())) for s in first["grid"]}
+    assert all(tuple(sorted(s.key().items())) in grid_keys for s in ex.plan_specs(cfg, best)["main"])
+
+
+def _tiny_data():
+    g = torch.Generator().manual_seed(0)
+    data = dict(x_train=torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=g),
+                y_train=torch.randint(0, 3, (32,), generator=g))
+    data.update(x_val=data["x_train"][:8], y_val=data["y_train"][:8], x_test=data["x_train"][:8],
+                y_test=data["y_train"][:8])
+    return data
+
+
+def test_run_result_and_weights_split_one_training(tmp_path, monkeypatch):
+    """ch6_run (released for every run) has no weights; ch6_model holds them; both come from one ch6_train
+    training, and once both exist no training is needed (a cold book from the release trains nothing)."""
+    from repro.core import cache
+    from repro.studies.ch6_samon import train as tr
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path))
+    monkeypatch.setenv("REPRO_NO_RELEASE", "1")
+    data, tcfg, spec = _tiny_data(), dict(epochs=1, lr=0.05, batch_size=16), ex.RunSpec("sgd", seed=0)
+    calls = []
+    real = tr.train_classifier
+    monkeypatch.setattr(tr, "train_classifier", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = ex.run_result(data, "wrn10_1", 3, tcfg, spec)
+    w = ex.run_weights(data, "wrn10_1", 3, tcfg, spec)
+    assert len(calls) == 1 and "state_dict" not in r and 0 <= r["train_acc"] <= 1
+    full = ex.train_run(data, "wrn10_1", 3, tcfg, spec)
+    assert all(torch.equal(w[k], full["state_dict"][k]) for k in w)
+    assert {k: v for k, v in full.items() if k != "state_dict"}.keys() == r.keys()
+    cache.clear("ch6_train", root=tmp_path)
+    monkeypatch.setattr(tr, "train_classifier", lambda *a, **k: pytest.fail("trained although both entries exist"))
+    assert ex.run_result(data, "wrn10_1", 3, tcfg, spec)["test_acc"] == r["test_acc"]
+    m = ex.load_model(dict(model_spec=r["model_spec"], state_dict=ex.run_weights(data, "wrn10_1", 3, tcfg, spec)))
+    assert sum(p.numel() for p in m.parameters()) > 0
+
+
 def test_sweep_jobs_come_from_the_same_plan(monkeypatch):
     from repro.studies.ch6_samon import jobs
 

@@ -65,7 +65,8 @@ def _ch6_rows(acc_fn, n_seeds: int, sharp_val=None, rank_val=None, costs=None, b
     return rp.claims_rows(gs=gs, paper_gs=rp.paper_gap_summary("basic"), gap_df=gaps, shift=rp.rho_shift(best, variants),
                           sparse=rp.sparse_frame(main, extra, 0.99), points=rp.runtime_points(main, extra, costs),
                           sharp=sharp, sharp_rho=0.005, gamma_shift=g, rank=rank, norm_counts=(0, 0),
-                          sgd_acc=gs["sgd"], shared_grid=True, no_norm_gaps=nn_gaps, fix_norm=rp.fix_norm_frame(main, extra))
+                          sgd_acc=gs["sgd"], shared_grid=True, no_norm_gaps=nn_gaps, fix_norm=rp.fix_norm_frame(main, extra),
+                          sam_sgd=rp.sgd_gaps(main, variants), costs=costs)
 
 
 def _scientific(rows):
@@ -111,6 +112,28 @@ def test_ch6_sparse_std_uses_ddof_1():
                             {k: {"sec_per_step": 1.0} for k in ("SGD", "SAM-all", "SAM-ON (runtime mode)",
                                                                   "SAM-ON B3 (runtime mode)")})
     assert pts.set_index("label").acc_std["SAM-ON"] == pytest.approx(2.0)
+
+
+def _timing(sgd, all_, on, b3):
+    """Step timings with per-repeat records (repro.sam.timing.step_costs' format)."""
+    rep = {"SGD": sgd, "SAM-all": all_, "SAM-ON (runtime mode)": on, "SAM-ON B2+B3 (runtime mode)": on,
+           "SAM-ON B3 (runtime mode)": b3}
+    return {k: {"sec_per_step": float(np.median(v)), "sec_per_repeat": list(v)} for k, v in rep.items()}
+
+
+def test_ch6_runtime_claim_needs_the_saving_in_enough_repeats():
+    # B3 saves (2 - b3) / (2 - 1): 60 % in every repeat -> reproduced (sign test 5/5, p = 1/32)
+    runtime = lambda c: [r for r in _ch6_rows(lambda v, m, s: 50.0 + s, 3, costs=c) if r["section"] == "Runtime"][0]  # noqa: E731
+    r = runtime(_timing([1.0] * 5, [2.0] * 5, [1.8] * 5, [1.4] * 5))
+    assert r["verdict"] == "reproduced" and "in 5 of 5 interleaved repeats" in r["reproduced"]
+    np.testing.assert_allclose(rp.b3_savings(_timing([1.0] * 5, [2.0] * 5, [1.8] * 5, [1.4] * 5)), 0.6)
+    # the median saving is 55 %, but two repeats save less than half: the median alone would say "reproduced"
+    r = runtime(_timing([1.0] * 5, [2.0] * 5, [1.8] * 5, [1.45, 1.45, 1.45, 1.6, 1.7]))
+    assert r["verdict"] == "partly reproduced" and "in only 3 of 5 repeats" in r["why"], r
+    # SAM-ON not cheaper than SAM-all: not reproduced, whatever the repeats say
+    assert runtime(_timing([1.0] * 5, [2.0] * 5, [2.1] * 5, [1.4] * 5))["verdict"] == "not reproduced"
+    # no per-repeat record (older timings): the median rule
+    assert rp.b3_savings({k: {"sec_per_step": 1.0} for k in ("SGD", "SAM-all", "SAM-ON B3 (runtime mode)")}).size == 0
 
 
 def test_ch6_norm_count_row_is_a_check():
@@ -168,3 +191,24 @@ def test_appendix_empty_comparison_is_not_testable():
              "ratios": pd.DataFrame(columns=["model", "layer", "theta"])}
     rows = ar.l2_claims(empty) + ar.setar_claims(empty)
     assert all(r["verdict"] != "reproduced" for r in rows)
+
+
+def test_sam_beats_sgd_is_noise_aware():
+    """Every SAM arm above SGD by far more than its seed SE: reproduced; the same means with one seed (no SE):
+    not testable; arms that differ from SGD only within noise are not "reproduced"."""
+    def row(rows):
+        return next(r for r in rows if r["claim"] == "SAM-all and SAM-ON beat SGD")
+
+    clear = _ch6_rows(lambda v, m, s: (60.0 if v == "SGD" else 70.0) + 0.1 * s, n_seeds=3)
+    assert row(clear)["verdict"] == "reproduced"
+    assert row(_ch6_rows(lambda v, m, s: 60.0 if v == "SGD" else 70.0, n_seeds=1))["verdict"] == "not testable at this scale"
+    noisy = row(_ch6_rows(lambda v, m, s: (60.0 if v == "SGD" else 60.3) + 3.0 * (-1) ** s, n_seeds=3))
+    assert noisy["verdict"] != "reproduced" and "two seed standard errors" in noisy["why"]
+
+
+def test_sgd_gaps_matches_hand_computation():
+    main = _runs({("SGD", "-"): [60.0, 62.0, 64.0], ("sam", "all"): [65.0, 66.0, 67.0], ("sam", "ON"): [70.0, 70.0, 73.0]})
+    g = rp.sgd_gaps(main, ["sam"]).set_index("mode")
+    assert g.loc["all", "gap"] == pytest.approx(66.0 - 62.0)
+    assert g.loc["all", "se"] == pytest.approx(math.sqrt(1.0 / 3 + 4.0 / 3))
+    assert g.loc["ON", "gap"] == pytest.approx(71.0 - 62.0)

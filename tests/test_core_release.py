@@ -97,6 +97,12 @@ def test_release_manifest_lookup_and_no_release(env, monkeypatch):
     md = prov.markdown()
     assert prov.cache_release == 1 and "`unit_zoo`: loaded from release ×1" in md
     assert "unitch/smoke #1" in md and "made by the current code" in md
+    # the compute its entries took is shown beside the wall time of the last release call (a resumed release's
+    # build_seconds covers only the call that finished it)
+    compute = sum(e["compute_seconds"] for e in m["entries"])
+    assert compute > 0 and release.compute_seconds(m) == pytest.approx(compute)
+    assert f"{compute:,.0f} s of compute" in md
+    assert release.describe(env / "store")[0]["compute_seconds"] == pytest.approx(compute, abs=0.05)
 
     monkeypatch.setenv("REPRO_NO_RELEASE", "1")
     cache.get_or_compute("unit_zoo", {"seed": 0}, lambda: calls.append(1) or _tiny_model(0))
@@ -257,4 +263,33 @@ def test_released_ch5_zoo_loads_without_training_and_has_its_recorded_errors(tmp
         test = X.error_rate(model, data["x_test"], data["y_test"])
         # one image of 300 / 1,000 may flip between BLAS builds; more is a different model
         assert abs(train - m["train_err"]) <= 3.4e-3 and abs(test - m["test_err"]) <= 1.5e-3, (train, test, m)
+    release.reset_index()
+
+
+@pytest.mark.slow
+def test_released_ch6_runs_load_without_training_and_have_their_recorded_accuracy(tmp_path, monkeypatch):
+    """The chapter-6 cpu plan finds every run's results (``ch6_run``) and the studied models' weights
+    (``ch6_model``) in the committed release, without training; each studied model's test accuracy,
+    recomputed from the released weights, is the one its released run records."""
+    from repro.core.config import chapter_config
+    from repro.studies.ch6_samon import experiment as ex
+    from repro.studies.ch6_samon import train as tr
+    from repro.train import loop
+
+    recorded = _released_only("ch6", "ch6_run", tmp_path, monkeypatch)
+    monkeypatch.setattr(tr, "train_classifier", loop.train_classifier)   # the failing stand-in of _released_only
+    cfg = chapter_config("ch6", "cpu")
+    data = ex.make_data(cfg["world"])
+    n0 = len(cache.EVENTS)
+    plan = ex.run_plan(cfg, data, progress=False)
+    models, accs = ex.sharpness_models(plan)
+    events = [e for e in cache.EVENTS[n0:] if e[0] in ("ch6_run", "ch6_model", "ch6_train")]
+    assert events and all(e[2] == "release" for e in events), [e for e in events if e[2] != "release"][:3]
+    runs = [e for e in events if e[0] == "ch6_run"]
+    assert len({e[1] for e in runs}) == len(recorded) == len(plan["results"])
+    assert len(models) == len(ex.SHARPNESS_MODELS) * len(cfg["seeds"])
+    for (name, seed), (model, _) in models.items():
+        test = loop.evaluate(model, data["x_test"], data["y_test"], device="cpu")["accuracy"]
+        # one image of 1,500 may flip between BLAS builds; more is a different model
+        assert abs(100 * test - accs[(name, seed)]) <= 0.14, (name, seed, test, accs[(name, seed)])
     release.reset_index()

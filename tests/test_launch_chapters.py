@@ -100,7 +100,7 @@ def test_ch6_run_plan(tiny):
         cfg = chapter_config("ch6", "smoke")
         ex.run_plan(cfg, ex.make_data(cfg["world"]), progress=False)
 
-    jobs = _sweep_then("ch6", ("ch6_train",), nb)
+    jobs = _sweep_then("ch6", ("ch6_train", "ch6_run"), nb)
     n = len(jobs)
     assert n > len(launch.jobs_for("ch6", "smoke", 0)[:3])  # stages 2-3 were unlocked after the ρ selection
 

@@ -42,6 +42,14 @@ def test_accuracy_table_and_gap_summary_by_hand():
     assert rp.verdict_direction([-2.56, -1.02, -0.73], [3.02, 3.03, 3.37]) == "not reproduced"
     assert rp.verdict_direction([3.0, -0.2], [1.0, 1.0]) == "partly reproduced"   # one decided effect
     assert "not told apart" in rp.why_direction([0.58, -0.44], [2.57, 3.38])
+    # a decided effect with the paper's sign is named, never called noise (the cpu book said "not told apart"
+    # beside sam +1.56 ± 0.19)
+    why = rp.why_direction([1.56, 1.31, -0.53], [0.19, 0.78, 0.38])
+    assert "not told apart" not in why and "1 of 3 exceed two seed standard errors with the paper's sign" in why
+    assert "1 of 3" in why and "all within two seed standard errors" in why
+    why = rp.why_direction([3.0, -2.5], [1.0, 1.0])
+    assert "1 of them beyond two seed standard errors" in why and "1 of 2 exceed" in why
+    assert rp.why_direction([0.5, 0.2], [1.0, 1.0]).startswith("every difference has the paper's sign")
     se = rp.gap_with_se(_runs(), ["sam"]).se.iloc[0]
     assert se == pytest.approx(np.sqrt(1 / 3 + 1 / 3))
 

@@ -123,7 +123,8 @@ class Provenance:
 
         steps = "<br>".join(f"`{s['step']}`: {src(s)}" for s in self.steps) or "none (no cached step)"
         rels = "<br>".join(f"{r['chapter']}/{r['profile']} #{r['release']}, built {r['built']} at `{r['commit']}` "
-                           f"in {r['build_seconds']:.0f} s" for r in self.releases)
+                           f"in {r['build_seconds']:.0f} s (its entries: {r.get('compute_seconds', 0):,.0f} s of compute)"
+                           for r in self.releases)
         return (
             ":::{admonition} Provenance of this page\n:class: note\n\n"
             f"| | |\n|---|---|\n"

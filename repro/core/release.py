@@ -66,6 +66,7 @@ class Released:
     built: str
     build_seconds: float
     commit: str
+    compute_seconds: float = 0.0   # what the release's entries took to compute, summed over them
 
     @property
     def label(self) -> str:
@@ -73,7 +74,7 @@ class Released:
 
     def summary(self) -> dict:
         return {"chapter": self.chapter, "profile": self.profile, "release": self.release, "built": self.built,
-                "build_seconds": self.build_seconds, "commit": self.commit}
+                "build_seconds": self.build_seconds, "compute_seconds": self.compute_seconds, "commit": self.commit}
 
 
 # --------------------------------------------------------------------------- lookup
@@ -96,16 +97,23 @@ def read_manifest(path: Path) -> dict:
     return m
 
 
+def compute_seconds(manifest: dict) -> float:
+    """Seconds the release's entries took to compute, summed. ``build_seconds`` is the wall time of the last
+    ``repro release`` call only: a release resumed from a working cache, or built by a sweep first, took longer."""
+    return float(sum(e.get("compute_seconds") or 0.0 for e in manifest["entries"]))
+
+
 def _index(store: Path) -> dict[tuple[str, str], Released]:
     with _LOCK:
         if store not in _INDEX:
             idx = {}
             for mp in manifest_paths(store):
                 m = read_manifest(mp)
+                compute = compute_seconds(m)
                 for e in m["entries"]:
                     idx[(e["name"], e["key"])] = Released(mp.parent / e["file"], m["chapter"], m["profile"],
                                                           int(m["release"]), m["built"], float(m["build_seconds"]),
-                                                          m.get("commit", "unknown"))
+                                                          m.get("commit", "unknown"), compute)
             _INDEX[store] = idx
         return _INDEX[store]
 
@@ -273,11 +281,12 @@ def check(store: Path | None = None) -> list[str]:
 
 
 def describe(store: Path | None = None) -> list[dict]:
-    """One row per release: chapter, profile, release, built, build_seconds, entries, MB."""
+    """One row per release: chapter, profile, release, built, build_seconds, compute_seconds, entries, MB."""
     rows = []
     for mp in manifest_paths(store):
         m = read_manifest(mp)
         rows.append({"chapter": m["chapter"], "profile": m["profile"], "release": m["release"], "built": m["built"],
-                     "build_seconds": m["build_seconds"], "entries": len(m["entries"]),
+                     "build_seconds": m["build_seconds"], "compute_seconds": round(compute_seconds(m), 1),
+                     "entries": len(m["entries"]),
                      "MB": round(m["total_bytes"] / 1e6, 2)})
     return rows

@@ -53,7 +53,8 @@ class _SavedBytes:
 
 def step_costs(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, configs: Optional[dict] = None,
                *, rho: float = 0.1, repeats: int = 5, warmup: int = 2, device=None) -> dict:
-    """``{config: dict(sec_per_step, mem_bytes)}`` for SGD and the SAM configurations on one batch."""
+    """``{config: dict(sec_per_step, mem_bytes, ascent_mem_bytes, sec_per_repeat)}`` for SGD and the SAM
+    configurations on one batch; ``sec_per_step`` is the median of ``sec_per_repeat``."""
     configs = STANDARD_CONFIGS if configs is None else configs
     dev = torch.device(device) if device is not None else x.device
     x, y = x.to(dev), y.to(dev)
@@ -100,5 +101,7 @@ def step_costs(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Te
                 times[n].append(dt)
                 mems[n] = max(mems[n], mem)
                 ascent[n] = max(ascent[n], asc)
+    # sec_per_repeat keeps every timed step: the configurations are interleaved, so repeat r of each is one paired
+    # sample (what a noise-aware comparison of two configurations needs)
     return {n: dict(sec_per_step=statistics.median(times[n]), mem_bytes=float(mems[n]),
-                    ascent_mem_bytes=float(ascent[n])) for n in configs}
+                    ascent_mem_bytes=float(ascent[n]), sec_per_repeat=list(times[n])) for n in configs}

@@ -16,9 +16,6 @@ by the mean over the seeds that ran at each ρ, never by one seed's best value.
 """
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional
 
 import numpy as np
@@ -28,61 +25,17 @@ from torch import nn
 
 from repro.core.cache import fingerprint, get_or_compute
 from repro.core.parallel import STATE, parallel_map
-from repro.models import build_from_spec, model_spec, preprocess
-from repro.train.loop import evaluate, train_classifier
+from repro.models import preprocess
 from repro.sam import selection as _sel
-from repro.sam.optimizer import SAM
+from repro.studies.ch6_samon.train import (  # noqa: F401  (re-exported: the study's API)
+    CACHE_VERSION, MODES, SPARSE, RunSpec, _split_sparsity, load_model, run_result, run_weights, spec_dict,
+    train_run)
 
 __all__ = ["RunSpec", "train_run", "run_many", "select_rho", "accuracy_table", "gap_summary",
            "norm_affine_values", "feature_rank", "sharpness_table", "load_model", "block_prefixes", "check_config",
            "plan_specs", "spec_dict", "run_plan", "make_data", "step_cost_table", "sharpness_models",
-           "sharpness_study", "affine_study", "rank_study", "MODES", "make_data_cifar", "norm_counts", "headline_rho"]
-
-#: SAM parameter selections run at every variant's own selected ρ -> display mode (Fig. 6.1: all, ON, no-norm)
-MODES = {"all": "all", "only_norm": "ON", "no_norm": "no-norm"}
-
-CACHE_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run. ``method="sgd"`` ignores the SAM fields; ``params`` as in :class:`SAM`."""
-
-    method: str = "sam"          # "sgd" or "sam"
-    variant: str = "sam"
-    params: str = "all"          # all | only_norm | no_norm | random_mask | ssam_f | ssam_d | blocks:...
-    rho: float = 0.0
-    seed: int = 0
-    runtime_mode: bool = False
-    label: str = ""              # display name, e.g. "B3"; not part of what is computed
-    fix_norm: bool = False       # γ = 1, β = 0, frozen (the fix-norm ablation, Sec. 8.4 App. B.7, Fig. 10)
-
-    @property
-    def mode(self) -> str:
-        if self.method == "sgd":
-            return "-"
-        return MODES.get(self.params, self.params)
-
-    def key(self) -> dict:
-        d = asdict(self)
-        d.pop("label")
-        d.pop("runtime_mode")  # same update either way (tested); only the wall clock differs
-        if not self.fix_norm:  # absent when off, so the cache keys of the runs without it stay as they were
-            d.pop("fix_norm")
-        if self.method == "sgd":
-            d.update(variant="", params="", rho=0.0)
-        return d
-
-
-def spec_dict(spec: RunSpec) -> dict:
-    """``spec`` as keyword arguments of :class:`RunSpec` without default-valued display/ablation fields
-    (the form the sweep's job keys are built from)."""
-    d = asdict(spec)
-    if not d["label"]:
-        d.pop("label")
-    if not d["fix_norm"]:
-        d.pop("fix_norm")
-    return d
+           "sharpness_study", "affine_study", "rank_study", "MODES", "make_data_cifar", "norm_counts", "headline_rho",
+           "run_result", "run_weights", "plan_model"]
 
 
 def block_prefixes(model_name: str, blocks: str) -> str:
@@ -99,82 +52,15 @@ def block_prefixes(model_name: str, blocks: str) -> str:
     return "blocks:" + "+".join(out)
 
 
-SPARSE = ("random_mask", "ssam_f", "ssam_d")
-
-
-def _split_sparsity(params: str) -> tuple[str, Optional[float]]:
-    """``"ssam_f@0.5"`` -> ("ssam_f", 0.5); without ``@`` the mask has SAM-ON's sparsity (None)."""
-    name, _, level = params.partition("@")
-    return name, (float(level) if level else None)
-
-
-def _make_selection(spec: RunSpec, total_steps: int):
-    name, sparsity = _split_sparsity(spec.params)
-    if name == "ssam_d":
-        return _sel.get("ssam_d", sparsity=sparsity, total_steps=total_steps, seed=spec.seed)
-    if name == "random_mask":
-        return _sel.get("random_mask", sparsity=sparsity, seed=spec.seed)
-    if name == "ssam_f":
-        return _sel.get("ssam_f", sparsity=sparsity)
-    return spec.params
-
-
-def train_run(data: dict, model_name: str, num_classes: int, train_cfg: dict, spec: RunSpec,
-              device=None, progress: bool = False) -> dict:
-    """Train one model (cached). ``data`` holds uint8 ``x_train, y_train, x_val, y_val, x_test, y_test``.
-
-    Returns a dict with ``state_dict``, ``model_spec``, ``val_acc``, ``test_acc``, ``train_time``
-    (seconds of the first, uncached run), ``sec_per_step`` and ``history``.
-    """
-    if spec.method not in ("sgd", "sam"):
-        raise ValueError(f"RunSpec.method must be 'sgd' or 'sam', got {spec.method!r}")
-    if spec.method == "sam" and not spec.rho > 0:
-        raise ValueError(f"SAM runs need rho > 0, got {spec.rho!r}")
-    mspec = model_spec(model_name, num_classes)
-    cfg = dict(train_cfg)
-    params = dict(data={k: fingerprint(v) for k, v in sorted(data.items())}, model=mspec, cfg=cfg, spec=spec.key())
-
-    def compute():
-        torch.manual_seed(spec.seed)
-        model = build_from_spec(mspec)
-        if spec.fix_norm:
-            from repro.sam.ablations import fix_norm
-
-            fix_norm(model)
-        n_steps = cfg["epochs"] * math.ceil(len(data["x_train"]) / cfg.get("batch_size", 128))
-        hook = None
-        if spec.method == "sam":
-            sel = _make_selection(spec, n_steps)
-
-            def hook(m, base):
-                return SAM(m, base, rho=spec.rho, variant=spec.variant, params=sel, runtime_mode=spec.runtime_mode)
-        t0 = time.perf_counter()
-        out = train_classifier(model, data["x_train"], data["y_train"], make_optimizer=hook, seed=spec.seed,
-                               device=device, progress=progress, desc=f"{spec.method}/{spec.variant}/{spec.mode}",
-                               **cfg)
-        dt = time.perf_counter() - t0
-        return dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()}, model_spec=mspec,
-                    val_acc=evaluate(model, data["x_val"], data["y_val"], device=device)["accuracy"],
-                    test_acc=evaluate(model, data["x_test"], data["y_test"], device=device)["accuracy"],
-                    train_time=dt, sec_per_step=dt / n_steps, history=out["history"])
-
-    return get_or_compute("ch6_train", params, compute, version=CACHE_VERSION)
-
-
-def load_model(result: dict) -> nn.Module:
-    m = build_from_spec(result["model_spec"])
-    m.load_state_dict(result["state_dict"])
-    return m.eval()
-
-
 def _train_job(spec: RunSpec) -> dict:
     w = STATE
-    return train_run(w["data"], w["model_name"], w["num_classes"], w["train_cfg"], spec, device=w["device"])
+    return run_result(w["data"], w["model_name"], w["num_classes"], w["train_cfg"], spec, device=w["device"])
 
 
 def run_many(data, model_name, num_classes, train_cfg, specs: Iterable[RunSpec], device=None,
              progress: bool = True, jobs: int = 1) -> tuple[pd.DataFrame, dict]:
-    """Train (or load) every spec; returns a tidy frame (one row per run) and ``{spec: result}``. ``jobs``: worker
+    """Train (or load) every spec; returns a tidy frame (one row per run) and ``{spec: result}`` (the results of
+    :func:`~repro.studies.ch6_samon.train.run_result`, without weights). ``jobs``: worker
     processes of one torch thread each (:func:`repro.core.parallel.parallel_map`; the profile's ``jobs``)."""
     specs = list(specs)
     state = dict(data=data, model_name=model_name, num_classes=num_classes, train_cfg=train_cfg, device=device)
@@ -184,7 +70,8 @@ def run_many(data, model_name, num_classes, train_cfg, specs: Iterable[RunSpec],
         results[s] = r
         rows.append(dict(method=s.method, variant=s.variant if s.method == "sam" else "SGD", mode=s.mode,
                          params=s.params if s.method == "sam" else "", rho=s.rho, seed=s.seed,
-                         label=s.label, val_acc=100 * r["val_acc"], test_acc=100 * r["test_acc"],
+                         label=s.label, train_acc=100 * r["train_acc"], val_acc=100 * r["val_acc"],
+                         test_acc=100 * r["test_acc"],
                          train_time=r["train_time"], sec_per_step=r["sec_per_step"]))
     return pd.DataFrame(rows), results
 
@@ -370,8 +257,9 @@ def _modes_of(cfg: dict, variant: str) -> list[str]:
 def plan_specs(cfg: dict, best: Optional[dict] = None) -> dict:
     """The chapter's run plan as :class:`RunSpec` lists, shared by the notebook and the sweep.
 
-    Without ``best``: ``grid`` (every variant and parameter selection over its ρ grid on the first
-    seed) and ``sgd`` (SGD on every seed, plus fix-norm SGD when ``fix_norm``). With ``best`` (from
+    Without ``best``: ``grid`` (every variant and parameter selection over its ρ grid on every seed, so
+    that ρ is chosen on the seed mean -- Sec. 8.4 reports means over 3 seeds, and one seed's argmax would
+    pick the luckiest run) and ``sgd`` (SGD on every seed, plus fix-norm SGD when ``fix_norm``). With ``best`` (from
     :func:`select_rho` on the grid) also ``main`` (every variant and selection at its selected ρ on
     every seed: Table 1 and Fig. 6.1) and ``extra`` (block-restricted SAM-ON "B3", "B2+B3" for Fig. 3;
     the sparse masks at SAM-ON's sparsity and at the extra sparsities of ``sparse_levels`` (mask ->
@@ -380,13 +268,14 @@ def plan_specs(cfg: dict, best: Optional[dict] = None) -> dict:
     """
     check_config(cfg)
     model_name, seeds = cfg["model"], list(cfg["seeds"])
-    out = {"grid": [RunSpec("sam", v, p, float(r), seeds[0], runtime_mode=(p == "only_norm"))
-                    for v in cfg["variants"] for p in _modes_of(cfg, v) for r in cfg["rho_grid"][v][p]],
+    out = {"grid": [RunSpec("sam", v, p, float(r), s, runtime_mode=(p == "only_norm"))
+                    for v in cfg["variants"] for p in _modes_of(cfg, v) for r in cfg["rho_grid"][v][p] for s in seeds],
            "sgd": [RunSpec("sgd", seed=s) for s in seeds]}
     if cfg.get("fix_norm"):
         out["sgd"] += [RunSpec("sgd", seed=s, label="fix-norm", fix_norm=True) for s in seeds]
     if best is None:
         return out
+    # the grid's runs at the selected ρ (the same cache entries; listed again to keep Table 1's frame)
     out["main"] = [RunSpec("sam", v, p, best[(v, MODES[p])], s, runtime_mode=(p == "only_norm"))
                    for v in cfg["variants"] for p in _modes_of(cfg, v) for s in seeds]
     rho_on = best.get(("sam", "ON"), float(cfg["rho_grid"]["sam"]["only_norm"][0]) if "sam" in cfg["rho_grid"] else None)
@@ -426,7 +315,17 @@ def run_plan(cfg: dict, data: dict, device=None, progress: bool = True) -> dict:
     fx = main.label == "fix-norm"
     extra = pd.concat([extra, main[fx]], ignore_index=True)
     main = main[~fx].reset_index(drop=True)
-    return dict(grid=grid, best_rho=best, main=main, extra=extra, results=res, rho_on=later["main_rho_on"])
+    setup = dict(data=d, model_name=model_name, num_classes=C, train_cfg=tcfg, device=device)
+    return dict(grid=grid, best_rho=best, main=main, extra=extra, results=res, rho_on=later["main_rho_on"],
+                setup=setup)
+
+
+def plan_model(plan: dict, spec: RunSpec) -> tuple[nn.Module, str]:
+    """The trained model of one run of ``plan`` and the fingerprint of its weights (:func:`run_weights`:
+    released for the studied models, else trained once and cached)."""
+    st = plan["setup"]
+    w = run_weights(st["data"], st["model_name"], st["num_classes"], st["train_cfg"], spec, device=st["device"])
+    return load_model(dict(model_spec=plan["results"][spec]["model_spec"], state_dict=w)), fingerprint(w)
 
 
 def make_data_cifar(cfg: dict) -> dict:
@@ -459,7 +358,8 @@ def step_cost_table(cfg: dict, num_classes: int, device=None) -> tuple[dict, pd.
     yb = torch.randint(0, num_classes, (b["batch_size"],), generator=gx)
     costs = step_costs(lambda: create_model(cfg["model"], num_classes), xb, yb, repeats=b["repeats"],
                        warmup=b.get("warmup", 2), device=device)
-    df = pd.DataFrame(costs).T.reset_index(names="configuration")
+    df = pd.DataFrame({n: {k: v for k, v in c.items() if k != "sec_per_repeat"} for n, c in costs.items()}).T
+    df = df.reset_index(names="configuration")
     ref = costs["SAM-all"]
     df["time / SAM-all"] = df.sec_per_step / ref["sec_per_step"]
     df["memory / SAM-all"] = df.mem_bytes / ref["mem_bytes"]
@@ -484,7 +384,7 @@ def sharpness_models(plan: dict) -> tuple[dict, dict]:
             if spec.method != meth:
                 continue
             if meth == "sgd" or (spec.variant == var and spec.mode == mode and spec.rho == best.get((var, mode))):
-                models[(name, spec.seed)] = (load_model(r), fingerprint(r["state_dict"]))
+                models[(name, spec.seed)] = plan_model(plan, spec)
                 accs[(name, spec.seed)] = 100 * r["test_acc"]
     return models, accs
 

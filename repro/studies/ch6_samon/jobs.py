@@ -1,6 +1,6 @@
 """The ch6 sweep (``repro sweep ch6``): the stages of :func:`repro.studies.ch6_samon.experiment.plan_specs`
 (the plan the notebook runs through :func:`~repro.studies.ch6_samon.experiment.run_plan`), one
-``train_run`` per job, filling the ``ch6_train`` cache entries the notebook reads
+``run_result`` per job, filling the ``ch6_train`` and ``ch6_run`` cache entries the notebook reads
 (``tests/test_launch_chapters.py``)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _job(profile: str, seed: int, spec: dict) -> Job:
 def build(profile: str, seed: int) -> list[Job]:
     """The stages of :func:`repro.studies.ch6_samon.experiment.plan_specs`, one ``train_run`` per job.
 
-    Stage 1: the ρ grid (first seed) of every variant and parameter selection, plus SGD on every seed.
+    Stage 1: the ρ grid (every seed) of every variant and parameter selection, plus SGD on every seed.
     The later stages need the ρ selected on stage 1 (:func:`repro.studies.ch6_samon.experiment.select_rho`),
     so they are built once stage 1 is cached. ``repro sweep`` runs the stages one after another.
     """
@@ -41,7 +41,7 @@ def build(profile: str, seed: int) -> list[Job]:
     seen = {j.key for j in jobs}
     for s in later["main"] + later["extra"]:
         j = _job(profile, seed, ex.spec_dict(s))
-        if j.key not in seen:  # the selected-ρ run on the first seed is a grid run already
+        if j.key not in seen:  # the selected-ρ runs are grid runs already
             seen.add(j.key)
             jobs.append(j)
     return jobs
@@ -61,11 +61,11 @@ def _data(profile: str):
 
 
 def train_run(profile: str, seed: int, spec: dict, device: str = "auto") -> dict:
-    """One ch6 training run via :func:`repro.studies.ch6_samon.experiment.train_run` on the notebook's data."""
+    """One ch6 training run via :func:`repro.studies.ch6_samon.train.run_result` on the notebook's data."""
     from repro.core.config import device as pick
     from repro.studies.ch6_samon import experiment as ex
 
     cfg, data = _data(profile)
     d = {k: v for k, v in data.items() if k != "num_classes"}
-    r = ex.train_run(d, cfg["model"], data["num_classes"], cfg["train"], ex.RunSpec(**spec), device=pick(device))
+    r = ex.run_result(d, cfg["model"], data["num_classes"], cfg["train"], ex.RunSpec(**spec), device=pick(device))
     return {"val_acc": float(r["val_acc"]), "test_acc": float(r["test_acc"]), "train_time": float(r["train_time"])}
