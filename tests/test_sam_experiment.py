@@ -155,3 +155,25 @@ def test_full_profile_path_on_a_tiny_cifar_stand_in(tmp_path, monkeypatch):
     assert len(out["main"]) == 3 and set(out["extra"].label) == {"B3"}
     with pytest.raises(ValueError, match="unknown CIFAR"):
         load_cifar("cifar1000", tmp_path)
+
+
+def test_studied_models_are_table_6_2s_methods_at_the_selected_rho():
+    from repro.studies.ch6_samon.train import RunSpec
+
+    def res(acc):
+        return dict(train_acc=acc, val_acc=acc - 0.1, test_acc=acc - 0.2, train_time=10.0)
+
+    best = {("sam", "all"): 0.1, ("sam", "ON"): 0.5, ("elementwise_linf", "all"): 0.01, ("elementwise_linf", "ON"): 0.05}
+    results = {RunSpec(method="sgd", seed=0): res(0.99)}
+    for rho in (0.1, 0.5):   # the grid: only the selected ρ is studied
+        results[RunSpec(variant="sam", params="all", rho=rho, seed=0)] = res(0.90 + rho / 10)
+        results[RunSpec(variant="sam", params="only_norm", rho=rho, seed=0)] = res(0.80 + rho / 10)
+    results[RunSpec(variant="sam", params="blocks:layer3+norm", rho=0.5, seed=0, label="B3")] = res(0.5)
+    results[RunSpec(variant="sam", params="all", rho=0.1, seed=0, fix_norm=True, label="fix-norm")] = res(0.5)
+    plan = dict(results=results, best_rho=best)
+    specs = ex.studied_specs(plan)
+    assert set(specs) == {("SGD", 0), ("SAM all", 0), ("SAM ON", 0)}
+    assert specs[("SAM all", 0)].rho == 0.1 and specs[("SAM ON", 0)].rho == 0.5
+    t = rp.studied_models(plan, specs).set_index("model")
+    assert t.train_acc["SAM ON"] == pytest.approx(85.0) and t.test_acc["SAM all"] == pytest.approx(89.0)
+    assert np.isnan(t.rho["SGD"]) and t.rho["SAM ON"] == 0.5

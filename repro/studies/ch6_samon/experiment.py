@@ -372,20 +372,28 @@ SHARPNESS_MODELS = {"SGD": ("sgd", "", "-"), "SAM all": ("sam", "sam", "all"), "
                     "el-linf all": ("sam", "elementwise_linf", "all"), "el-linf ON": ("sam", "elementwise_linf", "ON")}
 
 
-def sharpness_models(plan: dict) -> tuple[dict, dict]:
-    """The trained models of Table 6.2's methods at their selected ρ, every seed:
-    ``({(name, seed): (module, fingerprint)}, {(name, seed): test accuracy in %})``."""
+def studied_specs(plan: dict) -> dict:
+    """``{(name, seed): RunSpec}`` of the models the chapter measures after training (Table 6.2's methods at
+    their selected ρ, every seed): the sharpness, γ/β and rank studies, and the weights the release keeps."""
     best = plan["best_rho"]
-    models, accs = {}, {}
-    for spec, r in plan["results"].items():
+    out = {}
+    for spec in plan["results"]:
         if spec.label or spec.fix_norm:
             continue
         for name, (meth, var, mode) in SHARPNESS_MODELS.items():
             if spec.method != meth:
                 continue
             if meth == "sgd" or (spec.variant == var and spec.mode == mode and spec.rho == best.get((var, mode))):
-                models[(name, spec.seed)] = plan_model(plan, spec)
-                accs[(name, spec.seed)] = 100 * r["test_acc"]
+                out[(name, spec.seed)] = spec
+    return out
+
+
+def sharpness_models(plan: dict) -> tuple[dict, dict]:
+    """The trained models of Table 6.2's methods at their selected ρ, every seed:
+    ``({(name, seed): (module, fingerprint)}, {(name, seed): test accuracy in %})``."""
+    specs = studied_specs(plan)
+    models = {k: plan_model(plan, s) for k, s in specs.items()}
+    accs = {k: 100 * plan["results"][s]["test_acc"] for k, s in specs.items()}
     return models, accs
 
 

@@ -20,7 +20,7 @@ from repro.reference import NOT_MEASURED, load_paper_table, pct_range, world_car
 from repro.reference.noise import SIGN_TEST_ALPHA, sign_test_p
 
 __all__ = ["paper_table1_wrn", "paper_gap_summary", "gap_with_se", "rho_shift", "sparse_frame", "noise_sentence",
-           "shared_grid", "sgd_gaps", "runtime_points", "b3_savings", "sharpness_summary", "verdict_accuracy", "verdict_direction", "claims_rows",
+           "shared_grid", "sgd_gaps", "runtime_points", "b3_savings", "studied_models", "sharpness_summary", "verdict_accuracy", "verdict_direction", "claims_rows",
            "fmt_pm", "norm_fraction_table", "table1", "result_sentence", "arms_frame", "sparse_levels_frame",
            "fix_norm_frame", "paper_table5", "paper_table6", "seed_se", "verdict_sentence", "run_overview",
            "why_direction", "world_card"]
@@ -166,7 +166,21 @@ def run_overview(plan: dict) -> pd.DataFrame:
     runs = pd.concat([plan["grid"].assign(stage="ρ grid (incl. the main runs)"),
                       main[~in_grid].assign(stage="main"), plan["extra"].assign(stage="extra")], ignore_index=True)
     return runs.groupby(["stage", "variant", "mode", "label"], sort=False).agg(
-        runs=("seed", "size"), test_acc=("test_acc", "mean"), train_time_s=("train_time", "sum")).reset_index()
+        runs=("seed", "size"), train_acc=("train_acc", "mean"), train_acc_min=("train_acc", "min"),
+        test_acc=("test_acc", "mean"), train_time_s=("train_time", "sum")).reset_index()
+
+
+def studied_models(plan: dict, specs: dict) -> pd.DataFrame:
+    """One row per model the chapter measures after training (``specs``:
+    :func:`repro.studies.ch6_samon.experiment.studied_specs`): its ρ, seed, clean train, validation and test
+    accuracy (%) and training time, the chapter's zoo table."""
+    rows = []
+    for (name, seed), spec in specs.items():
+        r = plan["results"][spec]
+        rows.append(dict(model=name, rho=spec.rho if spec.method == "sam" else float("nan"), seed=seed,
+                         train_acc=100 * r["train_acc"], val_acc=100 * r["val_acc"], test_acc=100 * r["test_acc"],
+                         train_time_s=r["train_time"]))
+    return pd.DataFrame(rows)
 
 
 def _frame(plan: dict, key: str) -> pd.DataFrame:
