@@ -175,5 +175,5 @@ def test_studied_models_are_table_6_2s_methods_at_the_selected_rho():
     assert set(specs) == {("SGD", 0), ("SAM all", 0), ("SAM ON", 0)}
     assert specs[("SAM all", 0)].rho == 0.1 and specs[("SAM ON", 0)].rho == 0.5
     t = rp.studied_models(plan, specs).set_index("model")
-    assert t.train_acc["SAM ON"] == pytest.approx(85.0) and t.test_acc["SAM all"] == pytest.approx(89.0)
+    assert t.train_acc["SAM ON"] == pytest.approx(85.0) and t.test_acc["SAM all"] == pytest.approx(71.0)
     assert np.isnan(t.rho["SGD"]) and t.rho["SAM ON"] == 0.5
